@@ -1,0 +1,41 @@
+import Foundation
+import CBLAS
+
+/// Threading helpers. The design point is 2 cores: parallelise over a batch with
+/// `concurrentPerform` and 1-thread BLAS inside, or let BLAS use every thread for one big GEMM —
+/// never both at once.
+public enum Threads {
+    /// Number of cores the engine parallelises over.
+    public static let coreCount = ProcessInfo.processInfo.activeProcessorCount
+
+    /// OpenBLAS's thread count.
+    public static var blasThreads: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(newValue)) }
+    }
+
+    /// The OpenBLAS kernel family chosen for this CPU (e.g. "SkylakeX").
+    public static var blasCoreName: String { String(cString: openblas_get_corename()) }
+
+    /// Runs `body` with OpenBLAS limited to one thread, restoring the previous count afterwards.
+    /// Use around `concurrentPerform` regions that call BLAS per item.
+    public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+        let saved = blasThreads
+        if saved != 1 { blasThreads = 1 }
+        defer { if saved != 1 { blasThreads = saved } }
+        return try body()
+    }
+
+    /// Splits `0..<count` into at most `coreCount` contiguous chunks of at least `minChunk` items and
+    /// runs them concurrently. Chunk boundaries depend only on `count`, `minChunk` and the core
+    /// count, never on timing.
+    @inline(__always)
+    public static func parallelRanges(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        let chunks = Swift.min(coreCount, Swift.max(1, count / Swift.max(minChunk, 1)))
+        if chunks <= 1 { if count > 0 { body(0..<count) }; return }
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = count * c / chunks, hi = count * (c + 1) / chunks
+            if hi > lo { body(lo..<hi) }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+import DeformTensor
+print("ok")
