@@ -23,15 +23,25 @@ public struct GradRef {
     public let index: Int
 }
 
-/// Global switch for recording. Backward passes run with recording off (no higher-order gradients).
+/// Switch for recording. Backward passes run with recording off (no higher-order gradients).
+///
+/// The switch is per thread (like PyTorch's grad mode), so `withoutGrad` on one thread does not
+/// silently stop recording on another (e.g. tests or evaluation running concurrently).
 public enum GradMode {
-    nonisolated(unsafe) public private(set) static var isEnabled = true
+    /// Thread-local flag: a non-nil value means recording is off on this thread.
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
+
+    public static var isEnabled: Bool { pthread_getspecific(key) == nil }
 
     /// Runs `body` without recording any op (like `torch.no_grad()`).
     public static func withoutGrad<R>(_ body: () throws -> R) rethrows -> R {
-        let saved = isEnabled
-        isEnabled = false
-        defer { isEnabled = saved }
+        let saved = pthread_getspecific(key)
+        pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(key, saved) }
         return try body()
     }
 }
