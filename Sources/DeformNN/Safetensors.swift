@@ -152,7 +152,7 @@ public func decodeSafetensors(_ data: Data, file: String = "<memory>") throws ->
     func intArray(_ v: Any?, _ what: String, _ name: String) throws -> [Int] {
         guard let arr = v as? [Any] else { throw corrupt("tensor '\(name)': \(what) is missing or not an array") }
         return try arr.map { x in
-            guard !(x is Bool), let n = x as? NSNumber, n.doubleValue.rounded() == n.doubleValue,
+            guard let n = x as? NSNumber, n.doubleValue.rounded() == n.doubleValue,
                   n.doubleValue >= 0, n.doubleValue < 9.0e15 else {
                 throw corrupt("tensor '\(name)': \(what) holds \(x), not a non-negative integer")
             }
