@@ -25,24 +25,16 @@ public struct GradRef {
 
 /// Switch for recording. Backward passes run with recording off (no higher-order gradients).
 ///
-/// The switch is per thread (like PyTorch's grad mode), so `withoutGrad` on one thread does not
-/// silently stop recording on another (e.g. tests or evaluation running concurrently).
+/// The switch is task-local (thread-local outside tasks), so one thread's `withoutGrad` — e.g. a
+/// gradient check — does not stop recording in code running concurrently on another thread.
 public enum GradMode {
-    /// Thread-local flag: a non-nil value means recording is off on this thread.
-    private static let key: pthread_key_t = {
-        var k = pthread_key_t()
-        pthread_key_create(&k, nil)
-        return k
-    }()
+    @TaskLocal static var enabled = true
 
-    public static var isEnabled: Bool { pthread_getspecific(key) == nil }
+    public static var isEnabled: Bool { enabled }
 
     /// Runs `body` without recording any op (like `torch.no_grad()`).
     public static func withoutGrad<R>(_ body: () throws -> R) rethrows -> R {
-        let saved = pthread_getspecific(key)
-        pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
-        defer { pthread_setspecific(key, saved) }
-        return try body()
+        try $enabled.withValue(false, operation: body)
     }
 }
 
