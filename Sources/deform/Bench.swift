@@ -29,6 +29,8 @@ struct Bench: ParsableCommand {
             progress("sgemm \(n)x\(n)")
             report.sgemm.append(benchSgemm(n: n, repeats: repeats))
         }
+        progress("op throughput")
+        report.ops = benchOps(n: quick ? 256 : 1024, repeats: repeats)
         progress("elementwise overhead")
         report.elementwiseOverhead = benchOverhead(iterations: quick ? 20_000 : 200_000)
         let enc = JSONEncoder()
@@ -49,6 +51,7 @@ struct BenchReport: Encodable {
     var machine: MachineInfo
     var sgemm: [SgemmResult] = []
     var elementwiseOverhead: OverheadResult? = nil
+    var ops: [OpResult] = []
 }
 
 struct MachineInfo: Encodable {
@@ -140,4 +143,34 @@ func benchOverhead(iterations: Int) -> OverheadResult {
     if sink == .infinity { print(sink) }
     return OverheadResult(untrackedAddNanoseconds: untracked * 1e9, trackedAddNanoseconds: tracked * 1e9,
                           backwardPerOpNanoseconds: backward * 1e9)
+}
+
+struct OpResult: Encodable {
+    var op: String
+    var shape: [Int]
+    var milliseconds: Double
+}
+
+/// Throughput of common ops on an n x n tensor (best of repeats), forward only.
+func benchOps(n: Int, repeats: Int) -> [OpResult] {
+    var rng = RandomGenerator(seed: 3)
+    let x = rng.normal([n, n]), row = rng.normal([n]), col = rng.normal([n, 1])
+    var sink: Float = 0
+    let cases: [(String, () -> Tensor)] = [
+        ("exp", { x.exp() }),
+        ("add same shape", { x + x }),
+        ("add row broadcast", { x + row }),
+        ("add column broadcast", { x + col }),
+        ("sum axis 0", { x.sum(axis: 0) }),
+        ("sum axis 1", { x.sum(axis: 1) }),
+        ("sum all", { x.sum() }),
+        ("transpose copy", { x.T }),
+        ("softmax last axis", { x.softmax(axis: -1) }),
+        ("relu", { x.relu() }),
+    ]
+    return cases.map { name, f in
+        let t = timings(repeats: repeats * 4) { sink += f().dataPointer[0] }.min()!
+        if sink.isNaN { print(sink) }
+        return OpResult(op: name, shape: [n, n], milliseconds: t * 1e3)
+    }
 }
