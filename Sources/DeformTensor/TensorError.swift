@@ -22,7 +22,7 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Traps with a tensor error's message. Used for programmer errors inside non-throwing ops.
-public func fail(_ error: TensorError, file: StaticString = #file, line: UInt = #line) -> Never {
+public func fail(_ error: TensorError, file: StaticString = #fileID, line: UInt = #line) -> Never {
     fatalError(error.description, file: file, line: line)
 }
 

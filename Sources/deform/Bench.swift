@@ -1,0 +1,176 @@
+import ArgumentParser
+import CBLAS
+import DeformNN
+import DeformTensor
+import Foundation
+
+/// `deform bench`: micro-benchmarks of the engine, printed as JSON (numbers, never assertions).
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run engine micro-benchmarks and print a JSON report.",
+        discussion: "Build with `swift build -c release` first: debug builds are 10-100x slower on numeric code.")
+
+    @Option(help: "Repetitions per measurement (the best and median are reported).")
+    var repeats = 5
+
+    @Flag(help: "Smaller sizes for a quick smoke run.")
+    var quick = false
+
+    @Option(help: "Write the JSON report to this file as well as stdout.")
+    var output: String?
+
+    func run() throws {
+        #if DEBUG
+        FileHandle.standardError.write("warning: this is a debug build; numbers are not representative (use -c release)\n".data(using: .utf8)!)
+        #endif
+        var report = BenchReport(machine: .current())
+        let sizes = quick ? [256, 512] : [256, 1024, 2048]
+        for n in sizes {
+            progress("sgemm \(n)x\(n)")
+            report.sgemm.append(benchSgemm(n: n, repeats: repeats))
+        }
+        progress("op throughput")
+        report.ops = benchOps(n: quick ? 256 : 1024, repeats: repeats)
+        progress("elementwise overhead")
+        report.elementwiseOverhead = benchOverhead(iterations: quick ? 20_000 : 200_000)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try enc.encode(report)
+        print(String(decoding: data, as: UTF8.self))
+        if let output {
+            try data.write(to: URL(fileURLWithPath: output), options: .atomic)
+        }
+    }
+}
+
+func progress(_ s: String) {
+    FileHandle.standardError.write("bench: \(s)\n".data(using: .utf8)!)
+}
+
+struct BenchReport: Encodable {
+    var machine: MachineInfo
+    var sgemm: [SgemmResult] = []
+    var elementwiseOverhead: OverheadResult? = nil
+    var ops: [OpResult] = []
+}
+
+struct MachineInfo: Encodable {
+    var cores: Int
+    var blasCoreName: String
+    var blasThreads: Int
+    var build: String
+
+    static func current() -> MachineInfo {
+        #if DEBUG
+        let build = "debug"
+        #else
+        let build = "release"
+        #endif
+        return MachineInfo(cores: Threads.coreCount, blasCoreName: Threads.blasCoreName,
+                           blasThreads: Threads.blasThreads, build: build)
+    }
+}
+
+/// Wall-clock timings of `body` (seconds): `warmup` untimed calls, then `repeats` timed ones.
+func timings(repeats: Int, warmup: Int = 1, _ body: () -> Void) -> [Double] {
+    for _ in 0..<warmup { body() }
+    return (0..<Swift.max(repeats, 1)).map { _ in
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+    }
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
+}
+
+struct SgemmResult: Encodable {
+    var n: Int
+    var tensorGflops: Double
+    var rawGflops: Double
+    /// Tensor API throughput relative to raw `cblas_sgemm` (best of repeats each).
+    var tensorOverRaw: Double
+}
+
+func benchSgemm(n: Int, repeats: Int) -> SgemmResult {
+    var rng = RandomGenerator(seed: 0)
+    let a = rng.normal([n, n]), b = rng.normal([n, n])
+    let flops = 2 * Double(n) * Double(n) * Double(n)
+    var c = Tensor(uninitializedShape: [n, n])
+    let reps = n <= 256 ? repeats * 20 : repeats
+    // Interleave the two measurements so frequency/thermal drift affects both alike.
+    var tensorTimes: [Double] = [], rawTimes: [Double] = []
+    _ = a.matmul(b)
+    for _ in 0..<reps {
+        tensorTimes += timings(repeats: 1, warmup: 0) { c = a.matmul(b) }
+        rawTimes += timings(repeats: 1, warmup: 0) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1,
+                        a.dataPointer, Int32(n), b.dataPointer, Int32(n), 0, c.dataPointer, Int32(n))
+        }
+    }
+    let t = flops / tensorTimes.min()! * 1e-9, r = flops / rawTimes.min()! * 1e-9
+    return SgemmResult(n: n, tensorGflops: t, rawGflops: r, tensorOverRaw: t / r)
+}
+
+struct OverheadResult: Encodable {
+    /// `y = x + x` on a 4-element tensor, nothing tracked.
+    var untrackedAddNanoseconds: Double
+    /// The same with `x` being differentiated (records a VJP per op).
+    var trackedAddNanoseconds: Double
+    /// Forward + backward of `sum(x * x + x)` on a 4-element tensor, per op of the graph.
+    var backwardPerOpNanoseconds: Double
+}
+
+func benchOverhead(iterations: Int) -> OverheadResult {
+    let x = Tensor([1, 2, 3, 4])
+    var sink: Float = 0
+    let untracked = timings(repeats: 3) {
+        for _ in 0..<iterations { sink += (x + x).dataPointer[0] }
+    }.min()! / Double(iterations)
+    let xt = x.requiringGrad()
+    let tracked = timings(repeats: 3) {
+        for _ in 0..<iterations { sink += (xt + xt).dataPointer[0] }
+    }.min()! / Double(iterations)
+    let n = Swift.max(iterations / 10, 1)
+    let backward = timings(repeats: 3) {
+        for _ in 0..<n {
+            let g = grad(of: (xt * xt + xt).sum(), wrt: xt)
+            sink += g.dataPointer[0]
+        }
+    }.min()! / Double(n) / 3
+    if sink == .infinity { print(sink) }
+    return OverheadResult(untrackedAddNanoseconds: untracked * 1e9, trackedAddNanoseconds: tracked * 1e9,
+                          backwardPerOpNanoseconds: backward * 1e9)
+}
+
+struct OpResult: Encodable {
+    var op: String
+    var shape: [Int]
+    var milliseconds: Double
+}
+
+/// Throughput of common ops on an n x n tensor (best of repeats), forward only.
+func benchOps(n: Int, repeats: Int) -> [OpResult] {
+    var rng = RandomGenerator(seed: 3)
+    let x = rng.normal([n, n]), row = rng.normal([n]), col = rng.normal([n, 1])
+    var sink: Float = 0
+    let cases: [(String, () -> Tensor)] = [
+        ("exp", { x.exp() }),
+        ("add same shape", { x + x }),
+        ("add row broadcast", { x + row }),
+        ("add column broadcast", { x + col }),
+        ("sum axis 0", { x.sum(axis: 0) }),
+        ("sum axis 1", { x.sum(axis: 1) }),
+        ("sum all", { x.sum() }),
+        ("transpose copy", { x.T }),
+        ("softmax last axis", { x.softmax(axis: -1) }),
+        ("relu", { x.relu() }),
+    ]
+    return cases.map { name, f in
+        let t = timings(repeats: repeats * 4) { sink += f().dataPointer[0] }.min()!
+        if sink.isNaN { print(sink) }
+        return OpResult(op: name, shape: [n, n], milliseconds: t * 1e3)
+    }
+}

@@ -1,2 +1,0 @@
-import DeformTensor
-print("ok")

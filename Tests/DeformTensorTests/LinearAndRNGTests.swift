@@ -1,0 +1,51 @@
+import Testing
+@testable import DeformTensor
+
+@Suite struct LinearAndRNGTests {
+    @Test func linearMatchesMatmulAndBias() {
+        var rng = RandomGenerator(seed: 4)
+        let x = rng.normal([2, 3, 5]), w = rng.normal([4, 5]), b = rng.normal([4])
+        let y = linear(x, weight: w, bias: b)
+        let ref = x.matmul(w.T) + b
+        #expect(y.shape == [2, 3, 4])
+        #expect(y.allClose(ref, rtol: 1e-5, atol: 1e-5))
+        #expect(linear(x, weight: w).allClose(x.matmul(w.T), rtol: 1e-5, atol: 1e-5))
+    }
+
+    @Test func linearGradients() {
+        var rng = RandomGenerator(seed: 5)
+        let x = rng.normal([3, 5]), w = rng.normal([4, 5]), b = rng.normal([4])
+        let r = GradientCheck.check([x, w, b]) { v in linear(v[0], weight: v[1], bias: v[2]) }
+        #expect(r.passed, "\(r)")
+        let r3 = GradientCheck.check([rng.normal([2, 2, 3]), rng.normal([2, 3])]) { v in linear(v[0], weight: v[1]) }
+        #expect(r3.passed, "\(r3)")
+    }
+
+    /// The parallel path (large draws split over cores) gives the same values as the sequential
+    /// path (small draws), so results do not depend on the thread count.
+    @Test func rngIndependentOfChunking() {
+        var big = RandomGenerator(seed: 11), small = RandomGenerator(seed: 11)
+        let u = big.uniform([400_000]).scalars
+        #expect(Array(u.prefix(1000)) == small.uniform([1000]).scalars)
+        var bigN = RandomGenerator(seed: 12), smallN = RandomGenerator(seed: 12)
+        let n = bigN.normal([200_000]).scalars
+        #expect(Array(n.prefix(500)) == smallN.normal([500]).scalars)
+        // Consecutive draws continue the stream rather than repeating it.
+        var r = RandomGenerator(seed: 13)
+        #expect(r.uniform([8]).scalars != r.uniform([8]).scalars)
+        // Different seeds differ.
+        var s1 = RandomGenerator(seed: 1), s2 = RandomGenerator(seed: 2)
+        #expect(s1.uniform([8]).scalars != s2.uniform([8]).scalars)
+    }
+
+    @Test func uniformAndNormalStatistics() {
+        var rng = RandomGenerator(seed: 21)
+        let u = rng.uniform([200_000], low: -2, high: 3)
+        #expect(u.min().item >= -2 && u.max().item < 3)
+        #expect(abs(u.mean().item - 0.5) < 0.02)
+        #expect(abs(u.variance().item - 25.0 / 12) < 0.03)
+        let n = rng.normal([200_000], mean: 1, std: 2)
+        #expect(abs(n.mean().item - 1) < 0.02)
+        #expect(abs(n.variance().item.squareRoot() - 2) < 0.02)
+    }
+}
