@@ -22,57 +22,6 @@ public enum Initializers {
     }
 }
 
-/// `x @ weightᵀ + bias` over the last dimension of `x` (PyTorch's `F.linear`): `x` is
-/// `[..., in]`, `weight` `[out, in]`, `bias` `[out]`. One GEMM forward, two backward.
-public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
-    guard weight.rank == 2, x.rank >= 1, x.shape[x.rank - 1] == weight.shape[1] else {
-        fail(.shapeMismatch(op: "linear", expected: "input [..., \(weight.rank == 2 ? weight.shape[1] : -1)] for weight \(weight.shape)",
-                            found: "\(x.shape)"))
-    }
-    let outF = weight.shape[0], inF = weight.shape[1]
-    if let bias, bias.shape != [outF] {
-        fail(.shapeMismatch(op: "linear", expected: "bias of shape [\(outF)]", found: "\(bias.shape)"))
-    }
-    let rows = x.count / Swift.max(inF, 1)
-    let outShape = Array(x.shape.dropLast()) + [outF]
-    let x2 = x.detached().reshaped([rows, inF])
-    let w = weight.detached()
-    var y = Tensor.gemm(x2, w, transA: false, transB: true)
-    if let bias {
-        let pb = bias.dataPointer, py = y.dataPointer
-        for r in 0..<rows {
-            let row = py + r * outF
-            for j in 0..<outF { row[j] += pb[j] }
-        }
-    }
-    y = y.reshaped(outShape)
-    let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
-    guard GradMode.isEnabled, inputs.contains(where: { $0.isTracked }) else { return y }
-    let xTracked = x.isTracked, wTracked = weight.isTracked, bTracked = bias?.isTracked ?? false
-    let xShape = x.shape
-    return Tensor.record("linear", output: y, inputs: inputs) { g in
-        let g2 = g.reshaped([rows, outF])
-        var out: [Tensor?] = [
-            xTracked ? Tensor.gemm(g2, w, transA: false, transB: false).reshaped(xShape) : nil,
-            wTracked ? Tensor.gemm(g2, x2, transA: true, transB: false) : nil,
-        ]
-        if inputs.count == 3 {
-            if bTracked {
-                let gb = Tensor.zeros([outF])
-                let pg = g2.dataPointer, pb = gb.dataPointer
-                for r in 0..<rows {
-                    let row = pg + r * outF
-                    for j in 0..<outF { pb[j] += row[j] }
-                }
-                out.append(gb)
-            } else {
-                out.append(nil)
-            }
-        }
-        return out
-    }
-}
-
 /// Rows of `table` (`[count, dim]`) picked by integer-valued `indices` of any shape; the result is
 /// `indices.shape + [dim]`. The backward scatter-adds into the rows (repeated indices accumulate).
 public func embeddingLookup(_ table: Tensor, indices: Tensor) -> Tensor {
