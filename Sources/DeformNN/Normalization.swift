@@ -34,15 +34,8 @@ public final class GroupNorm: Module {
             fail(.shapeMismatch(op: "GroupNorm", expected: "input [N, \(channels), ...]", found: "\(x.shape)"))
         }
         let n = x.shape[0]
-        let grouped = x.reshaped([n, groups, -1])
-        let mean = grouped.mean(axes: [2], keepDims: true)
-        let centered = grouped - mean
-        let variance = centered.square().mean(axes: [2], keepDims: true)
-        var y = (centered / (variance + eps).sqrt()).reshaped(x.shape)
-        let cs = channelShape(channels, rank: x.rank)
-        if let weight { y = y * weight.reshaped(cs) }
-        if let bias { y = y + bias.reshaped(cs) }
-        return y
+        return fusedNormalize(x, n: n, c: channels, s: x.count / Swift.max(n * channels, 1), pooling: .perSample(groups: groups),
+                              weight: weight, bias: bias, eps: eps, name: "groupNorm").y
     }
 }
 
@@ -99,34 +92,26 @@ public class BatchNorm: Module {
             let ranks = requiredRank.map { " of rank \($0.sorted().map(String.init).joined(separator: " or "))" } ?? ""
             fail(.shapeMismatch(op: "\(type(of: self))", expected: "input [N, \(channels), ...]\(ranks)", found: "\(x.shape)"))
         }
-        let axes = [0] + Array(2..<x.rank)
-        let cs = channelShape(channels, rank: x.rank)
-        let y: Tensor
         if isTraining || runningMean == nil {
             let n = x.count / channels
             if isTraining && n <= 1 {
                 fail(.invalidArgument(op: "\(type(of: self))", message: "expected more than 1 value per channel when training, got input \(x.shape)"))
             }
-            let mean = x.mean(axes: axes, keepDims: true)
-            let centered = x - mean
-            let variance = centered.square().mean(axes: axes, keepDims: true)
-            y = centered / (variance + eps).sqrt()
+            let (y, mean, variance) = fusedNormalize(x, n: x.shape[0], c: channels, s: n / Swift.max(x.shape[0], 1),
+                                                     pooling: .perChannel, weight: weight, bias: bias, eps: eps, name: "batchNorm")
             if isTraining, let rm = runningMean, let rv = runningVar {
                 let m = momentum
                 let unbias = Float(n) / Float(Swift.max(n - 1, 1))
-                GradMode.withoutGrad {
-                    runningMean = rm * (1 - m) + mean.detached().reshaped([channels]) * m
-                    runningVar = rv * (1 - m) + variance.detached().reshaped([channels]) * (m * unbias)
-                }
+                runningMean = GradMode.withoutGrad { rm * (1 - m) + Tensor(mean) * m }
+                runningVar = GradMode.withoutGrad { rv * (1 - m) + Tensor(variance) * (m * unbias) }
             }
-        } else {
-            let rm = runningMean!.reshaped(cs), rv = runningVar!.reshaped(cs)
-            y = (x - rm) / (rv + eps).sqrt()
+            return y
         }
-        var out = y
-        if let weight { out = out * weight.reshaped(cs) }
-        if let bias { out = out + bias.reshaped(cs) }
-        return out
+        let cs = channelShape(channels, rank: x.rank)
+        var y = (x - runningMean!.reshaped(cs)) / (runningVar!.reshaped(cs) + eps).sqrt()
+        if let weight { y = y * weight.reshaped(cs) }
+        if let bias { y = y + bias.reshaped(cs) }
+        return y
     }
 }
 
@@ -176,13 +161,148 @@ public final class LayerNorm: Module {
         guard x.rank >= k, Array(x.shape.suffix(k)) == normalizedShape else {
             fail(.shapeMismatch(op: "LayerNorm", expected: "input [..., \(normalizedShape.map(String.init).joined(separator: ", "))]", found: "\(x.shape)"))
         }
-        let axes = Array((x.rank - k)..<x.rank)
-        let mean = x.mean(axes: axes, keepDims: true)
-        let centered = x - mean
-        let variance = centered.square().mean(axes: axes, keepDims: true)
-        var y = centered / (variance + eps).sqrt()
-        if let weight { y = y * weight }
-        if let bias { y = y + bias }
-        return y
+        let d = shapeCount(normalizedShape)
+        let rows = x.count / Swift.max(d, 1)
+        return fusedNormalize(x, n: rows, c: d, s: 1, pooling: .perSample(groups: 1), weight: weight, bias: bias,
+                              eps: eps, name: "layerNorm").y
     }
+}
+
+// MARK: - Fused kernel
+
+/// How statistics are pooled over an `[N, C, S]` view of the input.
+enum NormPooling {
+    /// One mean/variance per sample and group of `C / groups` consecutive channels (GroupNorm;
+    /// LayerNorm is `groups: 1` with the normalised block as channels).
+    case perSample(groups: Int)
+    /// One mean/variance per channel over all samples and positions (BatchNorm in training).
+    case perChannel
+}
+
+/// `y = (x - μ) / √(σ² + ε) · w_c + b_c` over an `[n, c, s]` view with biased variance, fused
+/// into two passes forward and two backward, so a normalisation layer costs about as much as a
+/// few elementwise ops instead of a dozen recorded ones. Returns `y` (shaped like `x`) and the
+/// per-pool means and biased variances (pool order: `n·groups + g`, or channel).
+///
+/// The backward is the usual one for normalisation with batch statistics: with
+/// `x̂ = (x - μ)·r`, `ĝ = g·w_c` and means over the pool, `dx = r (ĝ - mean(ĝ) - x̂ mean(ĝ x̂))`,
+/// `dw_c = Σ g x̂`, `db_c = Σ g`.
+func fusedNormalize(_ x: Tensor, n: Int, c: Int, s: Int, pooling: NormPooling, weight: Tensor?, bias: Tensor?,
+                    eps: Float, name: String) -> (y: Tensor, mean: [Float], variance: [Float]) {
+    precondition(n * c * s == x.count)
+    let pools: Int, poolSegments: Int
+    switch pooling {
+    case .perSample(let groups): pools = n * groups; poolSegments = c / groups
+    case .perChannel: pools = c; poolSegments = n
+    }
+    let m = poolSegments * s
+    // Segment j of pool k: its flat offset and channel.
+    @inline(__always) func segment(_ k: Int, _ j: Int) -> (offset: Int, channel: Int) {
+        switch pooling {
+        case .perSample(let groups):
+            let ch = (k % groups) * poolSegments + j
+            return (((k / groups) * c + ch) * s, ch)
+        case .perChannel:
+            return ((j * c + k) * s, k)
+        }
+    }
+    var means = [Float](repeating: 0, count: pools), rstds = [Float](repeating: 0, count: pools)
+    var variances = [Float](repeating: 0, count: pools)
+    let y = Tensor(uninitializedShape: x.shape)
+    let px = x.dataPointer, py = y.dataPointer
+    let pw = weight?.dataPointer, pb = bias?.dataPointer
+    let minChunk = Swift.max(1, (1 << 15) / Swift.max(m, 1))
+    means.withUnsafeMutableBufferPointer { pm in
+        rstds.withUnsafeMutableBufferPointer { pr in
+            variances.withUnsafeMutableBufferPointer { pv in
+                Threads.parallelRanges(pools, minChunk: minChunk) { range in
+                    for k in range {
+                        var sum = 0.0
+                        for j in 0..<poolSegments {
+                            let base = px + segment(k, j).offset
+                            var acc: Float = 0
+                            for i in 0..<s { acc += base[i] }
+                            sum += Double(acc)
+                        }
+                        let mean = m > 0 ? Float(sum / Double(m)) : 0
+                        var sq = 0.0
+                        for j in 0..<poolSegments {
+                            let base = px + segment(k, j).offset
+                            var acc: Float = 0
+                            for i in 0..<s { let d = base[i] - mean; acc += d * d }
+                            sq += Double(acc)
+                        }
+                        let variance = m > 0 ? Float(sq / Double(m)) : 0
+                        let rstd = 1 / (variance + eps).squareRoot()
+                        pm[k] = mean; pr[k] = rstd; pv[k] = variance
+                        for j in 0..<poolSegments {
+                            let (off, ch) = segment(k, j)
+                            let a = rstd * (pw?[ch] ?? 1)
+                            let shift = (pb?[ch] ?? 0) - mean * a
+                            let src = px + off, dst = py + off
+                            for i in 0..<s { dst[i] = src[i] * a + shift }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let inputs = [x] + (weight.map { [$0] } ?? []) + (bias.map { [$0] } ?? [])
+    guard GradMode.isEnabled, inputs.contains(where: { $0.isTracked }) else { return (y, means, variances) }
+    let xd = x.detached(), wd = weight?.detached()
+    let needW = weight?.isTracked ?? false, needB = bias?.isTracked ?? false
+    let hasW = weight != nil, hasB = bias != nil
+    let wShape = weight?.shape ?? [], bShape = bias?.shape ?? []
+    let meansC = means, rstdsC = rstds
+    let out = Tensor.record(name, output: y, inputs: inputs) { g in
+        let gx = Tensor(uninitializedShape: xd.shape)
+        // Per-(sample, channel) partial sums for dw and db; each belongs to exactly one pool.
+        var dwPart = [Float](repeating: 0, count: n * c), dbPart = [Float](repeating: 0, count: n * c)
+        let px = xd.dataPointer, pg = g.dataPointer, pgx = gx.dataPointer, pw = wd?.dataPointer
+        dwPart.withUnsafeMutableBufferPointer { dwp in
+            dbPart.withUnsafeMutableBufferPointer { dbp in
+                Threads.parallelRanges(pools, minChunk: minChunk) { range in
+                    for k in range {
+                        let mean = meansC[k], rstd = rstdsC[k]
+                        var sumG = 0.0, sumGX = 0.0
+                        for j in 0..<poolSegments {
+                            let (off, ch) = segment(k, j)
+                            let w = pw?[ch] ?? 1
+                            let xs = px + off, gs = pg + off
+                            var a: Float = 0, b: Float = 0
+                            for i in 0..<s {
+                                let xh = (xs[i] - mean) * rstd
+                                a += gs[i]
+                                b += gs[i] * xh
+                            }
+                            let seg = off / s
+                            dwp[seg] = b; dbp[seg] = a
+                            sumG += Double(a * w); sumGX += Double(b * w)
+                        }
+                        let meanG = m > 0 ? Float(sumG / Double(m)) : 0, meanGX = m > 0 ? Float(sumGX / Double(m)) : 0
+                        for j in 0..<poolSegments {
+                            let (off, ch) = segment(k, j)
+                            let w = pw?[ch] ?? 1
+                            let xs = px + off, gs = pg + off, dst = pgx + off
+                            for i in 0..<s {
+                                let xh = (xs[i] - mean) * rstd
+                                dst[i] = rstd * (gs[i] * w - meanG - xh * meanGX)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        func channelSums(_ part: [Float]) -> Tensor {
+            let t = Tensor.zeros([c])
+            let p = t.dataPointer
+            for ni in 0..<n { for ch in 0..<c { p[ch] += part[ni * c + ch] } }
+            return t
+        }
+        var grads: [Tensor?] = [gx]
+        if hasW { grads.append(needW ? channelSums(dwPart).reshaped(wShape) : nil) }
+        if hasB { grads.append(needB ? channelSums(dbPart).reshaped(bShape) : nil) }
+        return grads
+    }
+    return (out, means, variances)
 }

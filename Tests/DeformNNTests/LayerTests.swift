@@ -99,6 +99,14 @@ func stats(_ v: [Float]) -> (mean: Double, std: Double) {
             return gn(xs[0])
         }
         #expect(r.passed, "\(r)")
+        // Without affine parameters, on [N, C, H, W]: each (sample, group) has zero mean, unit variance.
+        let plain = GroupNorm(groups: 3, channels: 6, affine: false)
+        let x4 = rng.normal([2, 6, 2, 3]) * 3 - 2
+        let y4 = plain(x4).reshaped([2, 3, 12])
+        #expect(y4.mean(axes: [2]).scalars.allSatisfy { abs($0) < 1e-5 })
+        #expect(y4.variance(axes: [2], correction: 0).scalars.allSatisfy { abs($0 - 1) < 1e-3 })
+        let r4 = GradientCheck.check([x4], atol: 3e-3, rtol: 3e-2) { xs in plain(xs[0]) }
+        #expect(r4.passed, "\(r4)")
     }
 
     @Test func batchNormTrainingStatisticsAndEval() {
