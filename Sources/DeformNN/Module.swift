@@ -253,6 +253,21 @@ open class Module {
     /// Undoes ``freeze(_:)``.
     public func unfreeze(_ prefixes: [String]? = nil) { setTrainable(true, prefixes) }
 
+    /// A tree of submodules with parameter shapes (override to describe hyper-parameters too).
+    open var description: String {
+        var lines: [String] = []
+        func visit(_ m: Module, _ name: String, _ depth: Int) {
+            let pad = String(repeating: "  ", count: depth)
+            lines.append(pad + (name.isEmpty ? "" : name + ": ") + "\(type(of: m))")
+            for (n, slot) in m.structure.slots {
+                if let v = slot.box.value { lines.append(pad + "  " + n + (slot.isBuffer ? " (buffer) " : " ") + "\(v.shape)") }
+            }
+            for (n, c) in m.structure.children { visit(c, n, depth + 1) }
+        }
+        visit(self, "", 0)
+        return lines.joined(separator: "\n")
+    }
+
     private func setTrainable(_ flag: Bool, _ prefixes: [String]?) {
         for (name, box) in parameterBoxes() where prefixes == nil || prefixes!.contains(where: { nameHasPrefix(name, $0) }) {
             box.isTrainable = flag
@@ -268,22 +283,7 @@ func nameHasPrefix(_ name: String, _ prefix: String) -> Bool {
     return name.hasPrefix(prefix + ".")
 }
 
-extension Module: CustomStringConvertible {
-    /// A tree of submodules with parameter shapes.
-    public var description: String {
-        var lines: [String] = []
-        func visit(_ m: Module, _ name: String, _ depth: Int) {
-            let pad = String(repeating: "  ", count: depth)
-            lines.append(pad + (name.isEmpty ? "" : name + ": ") + "\(type(of: m))")
-            for (n, slot) in m.structure.slots {
-                if let v = slot.box.value { lines.append(pad + "  " + n + (slot.isBuffer ? " (buffer) " : " ") + "\(v.shape)") }
-            }
-            for (n, c) in m.structure.children { visit(c, n, depth + 1) }
-        }
-        visit(self, "", 0)
-        return lines.joined(separator: "\n")
-    }
-}
+extension Module: CustomStringConvertible {}
 
 // MARK: - valueAndGrad
 

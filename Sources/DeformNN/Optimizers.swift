@@ -130,6 +130,33 @@ open class Optimizer {
     }
 }
 
+extension Optimizer {
+    /// Writes ``stateTensors()`` and the step counter to a `.safetensors` file (atomically), for
+    /// resuming training next to the model checkpoint.
+    public func saveState(to url: URL, metadata: [String: String] = [:]) throws {
+        var meta = metadata
+        meta["optimizer"] = "\(type(of: self))"
+        meta["step"] = "\(step)"
+        try writeSafetensors(stateTensors(), to: url, metadata: meta)
+    }
+
+    /// Restores state and step counter written by ``saveState(to:metadata:)``; throws when the file
+    /// was written by another optimizer type or does not parse.
+    @discardableResult
+    public func loadState(from url: URL) throws -> [String: String] {
+        let (tensors, meta) = try readSafetensors(url)
+        if let kind = meta["optimizer"], kind != "\(type(of: self))" {
+            throw CheckpointError.corrupt(file: url.path, message: "holds \(kind) state, not \(type(of: self)) state")
+        }
+        guard let stepText = meta["step"], let s = Int(stepText), s >= 0 else {
+            throw CheckpointError.corrupt(file: url.path, message: "metadata has no valid 'step' entry")
+        }
+        try loadState(tensors)
+        step = s
+        return meta
+    }
+}
+
 /// Splits `count` element-wise work over the cores when it is large enough to pay off.
 @inline(__always)
 private func forChunks(_ count: Int, _ body: (Range<Int>) -> Void) {

@@ -184,6 +184,15 @@ func minimize(_ q: Quadratic, _ opt: Optimizer, steps: Int) {
         minimize(q2, b, steps: 3)
         #expect(q1.p.scalars == q2.p.scalars)
         #expect(throws: CheckpointError.self) { try restored.loadState(["bogus": Tensor([1])]) }
+        // Through a file, with the step counter.
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("optimizer.safetensors")
+        try b.saveState(to: url)
+        let fromFile = Adam(learningRate: 0.05)
+        try fromFile.loadState(from: url)
+        #expect(fromFile.step == 8 && fromFile.stateTensors().mapValues { $0.scalars } == b.stateTensors().mapValues { $0.scalars })
+        #expect(throws: CheckpointError.self) { try SGD(learningRate: 1).loadState(from: url) }
         let sgd = SGD(learningRate: 0.1, momentum: 0.9)
         minimize(makeQuadratic(), sgd, steps: 2)
         #expect(sgd.stateTensors().keys.sorted() == ["momentum_buffer.p"])
