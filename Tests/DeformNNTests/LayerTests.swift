@@ -52,6 +52,12 @@ func stats(_ v: [Float]) -> (mean: Double, std: Double) {
         let s = stats(emb.weight.scalars)
         #expect(abs(s.mean) < 0.04 && abs(s.std - 1) < 0.04)
         #expect(GroupNorm(groups: 1, channels: 2, affine: false).parameters().isEmpty)
+        // Other initialisers: Xavier bound √(6 / (in + out)), Kaiming std √(2 / in).
+        let xav = Initializers.xavierUniform([40, 60], fanIn: 60, fanOut: 40, using: &rng).scalars
+        let a = (6.0 / 100.0).squareRoot()
+        #expect(xav.allSatisfy { abs(Double($0)) <= a } && Double(xav.map(abs).max()!) > 0.95 * a)
+        let kai = stats(Initializers.kaimingNormal([100, 50], fanIn: 50, using: &rng).scalars)
+        #expect(abs(kai.std - 0.2) < 0.01 && abs(kai.mean) < 0.01)
     }
 
     // MARK: Linear
