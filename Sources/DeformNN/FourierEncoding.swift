@@ -13,13 +13,13 @@ import DeformTensor
 public final class FourierEncoding: Module {
     public let frequencies: [Float]
     public let includeInput: Bool
-    public let inputScale: Float
+    public let inputScale: Double
 
     /// - Parameters:
     ///   - numFrequencies: `L`.
     ///   - maxFrequencyLog2: highest frequency exponent (default `L - 1`).
     public init(numFrequencies: Int, includeInput: Bool = true, logSampling: Bool = true,
-                maxFrequencyLog2: Float? = nil, inputScale: Float = .pi) {
+                maxFrequencyLog2: Float? = nil, inputScale: Double = .pi) {
         precondition(numFrequencies >= 0, "FourierEncoding: numFrequencies must be >= 0, got \(numFrequencies)")
         let maxLog = Double(maxFrequencyLog2 ?? Float(numFrequencies - 1))
         let l = numFrequencies
@@ -37,6 +37,12 @@ public final class FourierEncoding: Module {
         self.inputScale = inputScale
     }
 
+    /// Each frequency is twice the previous one (the default), so sines and cosines follow by
+    /// angle doubling.
+    var usesAngleDoubling: Bool {
+        zip(frequencies, frequencies.dropFirst()).allSatisfy { $1 == 2 * $0 }
+    }
+
     /// Width of the encoding of `inputDimension` coordinates.
     public func outputDimension(inputDimension d: Int) -> Int { d * ((includeInput ? 1 : 0) + 2 * frequencies.count) }
 
@@ -46,17 +52,35 @@ public final class FourierEncoding: Module {
         let rows = d == 0 ? 0 : x.count / d
         let width = outputDimension(inputDimension: d)
         let y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [width])
-        let freqs = frequencies.map { $0 * inputScale }
+        let freqs = frequencies.map { Float(Double($0) * inputScale) }
         let include = includeInput
         let px = x.dataPointer, py = y.dataPointer
+        let doubling = usesAngleDoubling
+        let f0 = Double(frequencies.first ?? 1) * inputScale
+        let l = freqs.count
         Threads.parallelRanges(rows, minChunk: 2048) { range in
             for r in range {
                 let src = px + r * d
                 var dst = py + r * width
                 if include { dst.update(from: src, count: d); dst += d }
-                for f in freqs {
-                    for j in 0..<d { let a = f * src[j]; dst[j] = Foundation.sin(a); dst[d + j] = Foundation.cos(a) }
-                    dst += 2 * d
+                if doubling {
+                    // sin 2a = 2 sin a cos a, cos 2a = 1 - 2 sin² a, in Double: one sin/cos per
+                    // coordinate instead of L, and more accurate than Float sin of a large argument.
+                    for j in 0..<d {
+                        let a = f0 * Double(src[j])
+                        var sn = Foundation.sin(a), cs = Foundation.cos(a)
+                        var out = dst + j
+                        for _ in 0..<l {
+                            out[0] = Float(sn); out[d] = Float(cs)
+                            (sn, cs) = (2 * sn * cs, 1 - 2 * sn * sn)
+                            out += 2 * d
+                        }
+                    }
+                } else {
+                    for f in freqs {
+                        for j in 0..<d { let a = f * src[j]; dst[j] = Foundation.sin(a); dst[d + j] = Foundation.cos(a) }
+                        dst += 2 * d
+                    }
                 }
             }
         }

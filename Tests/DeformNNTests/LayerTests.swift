@@ -243,7 +243,19 @@ func stats(_ v: [Float]) -> (mean: Double, std: Double) {
                 }
             }
         }
+        // Ten octaves on [-1, 1]: the angle-doubling path stays accurate at the highest frequency.
+        let deep = FourierEncoding(numFrequencies: 10, includeInput: false)
+        #expect(deep.usesAngleDoubling)
+        let xd = Tensor.linspace(-1, 1, count: 37).reshaped([37, 1])
+        let yd = deep(xd)
+        var worst = 0.0
+        for r in 0..<37 { for k in 0..<10 {
+            let a = pow(2.0, Double(k)) * Double.pi * Double(xd[r, 0])
+            worst = max(worst, abs(Double(yd[r, 2 * k]) - sin(a)), abs(Double(yd[r, 2 * k + 1]) - cos(a)))
+        } }
+        #expect(worst < 1e-6, "worst error \(worst)")
         let lin = FourierEncoding(numFrequencies: 4, includeInput: false, logSampling: false, inputScale: 1)
+        #expect(!lin.usesAngleDoubling)
         #expect(lin.frequencies == [1, 3.3333333, 5.6666665, 8])
         #expect(lin(x).shape == [2, 16])
         let r = GradientCheck.check([x], step: 1e-3, atol: 3e-3, rtol: 2e-2) { xs in enc(xs[0]) }
