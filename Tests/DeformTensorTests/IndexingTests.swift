@@ -62,6 +62,8 @@ import Testing
         let t = Tensor([[1, 2], [3, 4]])
         #expect(t.gather(axis: 1, index: Tensor([[0, 0], [1, 0]])).scalars == [1, 1, 4, 3])
         #expect(t.gather(axis: 0, index: Tensor([[1, 0]])).scalars == [3, 2])
+        #expect(Tensor(5).gather(axis: 0, index: Tensor(0)).item == 5)
+        #expect(t.gather(axis: 1, index: Tensor.zeros([2, 0])).shape == [2, 0])
 
         let x = Self.sample([3, 4, 5], seed: 3)
         var rng = RandomGenerator(seed: 4)
@@ -121,6 +123,10 @@ import Testing
         #expect(x.maskedSelect(Tensor([0, 1, 1])).scalars == [2, 3, 5, 6])
         #expect(x.maskedSelect(x .> Tensor(3.5)).scalars == [4, 5, 6])
         #expect(x.maskedSelect(Tensor.zeros([2, 3])).shape == [0])
+        // Nonzero means keep: NaN is nonzero, -0 is zero.
+        #expect(x.maskedSelect(Tensor([[-0.0, .nan, 1], [0, 0, -2]])).scalars == [2, 3, 6])
+        let none = x.requiringGrad()
+        #expect(grad(of: none.maskedSelect(Tensor.zeros([3])).sum(), wrt: none).scalars == [0, 0, 0, 0, 0, 0])
         // The input broadcasts too; its gradient sums over the broadcast copies.
         let c = Tensor([10, 20], shape: [2, 1]).requiringGrad()
         let m = Tensor([[1, 1, 0], [0, 1, 1]])
