@@ -5,12 +5,12 @@ import Foundation
 
 /// A tensor viewed as `[outer, size, inner]` around one axis: the layout every axis-wise copy
 /// kernel here works on, so contiguous `inner` blocks can be moved with one `memcpy`.
-@usableFromInline struct AxisSplit {
-    @usableFromInline let outer: Int
-    @usableFromInline let size: Int
-    @usableFromInline let inner: Int
+struct AxisSplit {
+    let outer: Int
+    let size: Int
+    let inner: Int
 
-    @usableFromInline init(_ shape: [Int], _ axis: Int) {
+    init(_ shape: [Int], _ axis: Int) {
         if shape.isEmpty { outer = 1; size = 1; inner = 1; return }
         outer = shape[..<axis].reduce(1, *)
         size = shape[axis]
@@ -21,7 +21,7 @@ import Foundation
 /// Converts an integer-valued Float index, failing with the index and the dimension size.
 /// Uses compares and truncating conversion only: `rounded()` is a libm call on baseline x86-64.
 @inline(__always)
-func checkedIndex(_ v: Float, size: Int, axis: Int, op: String) -> Int {
+fileprivate func checkedIndex(_ v: Float, size: Int, axis: Int, op: String) -> Int {
     guard v >= 0, v < Float(size) else { indexFailure(v, size: size, axis: axis, op: op) }
     let i = Int(v)
     guard Float(i) == v else { indexFailure(v, size: size, axis: axis, op: op) }
@@ -29,7 +29,7 @@ func checkedIndex(_ v: Float, size: Int, axis: Int, op: String) -> Int {
 }
 
 @inline(never)
-func indexFailure(_ v: Float, size: Int, axis: Int, op: String) -> Never {
+fileprivate func indexFailure(_ v: Float, size: Int, axis: Int, op: String) -> Never {
     if !v.isFinite || v != v.rounded(.towardZero) {
         fail(.invalidArgument(op: op, message: "index \(v) is not an integer"))
     }
@@ -38,7 +38,7 @@ func indexFailure(_ v: Float, size: Int, axis: Int, op: String) -> Never {
 
 /// 1 when `v` is nonzero (NaN included, -0 excluded), else 0, without a branch.
 @inline(__always)
-func nonzeroBit(_ v: Float) -> Int { Int(((v.bitPattern & 0x7fff_ffff) &+ 0x7fff_ffff) >> 31) }
+fileprivate func nonzeroBit(_ v: Float) -> Int { Int(((v.bitPattern & 0x7fff_ffff) &+ 0x7fff_ffff) >> 31) }
 
 extension Tensor {
     // MARK: - narrow / slice
@@ -122,7 +122,11 @@ extension Tensor {
             indices.withUnsafeBufferPointer { idx in
                 for o in 0..<sp.outer {
                     let s = src + o * n * inner, d = dst + o * m * inner
-                    for j in 0..<m { (d + j * inner).update(from: s + idx[j] * inner, count: inner) }
+                    if inner == 1 {
+                        for j in 0..<m { d[j] = s[idx[j]] }
+                    } else {
+                        for j in 0..<m { (d + j * inner).update(from: s + idx[j] * inner, count: inner) }
+                    }
                 }
             }
         }
