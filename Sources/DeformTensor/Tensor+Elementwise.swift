@@ -123,7 +123,7 @@ extension Tensor {
 
     /// `relu'(0) = 0`, as PyTorch.
     public func relu() -> Tensor {
-        unary("relu", { Swift.max($0, 0) }) { x, _, g in Tensor.zipScalars(g, x, op: "relu'") { g, x in x > 0 ? g : 0 } }
+        unary("relu", { $0 > 0 ? $0 : 0 }) { x, _, g in Tensor.zipScalars(g, x, op: "relu'") { g, x in x > 0 ? g : 0 } }
     }
 
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {

@@ -9,6 +9,7 @@ extension Tensor {
         if rank == 0 || other.rank == 0 {
             fail(.shapeMismatch(op: "matmul", expected: "operands of rank >= 1", found: "\(shape) and \(other.shape)"))
         }
+        if rank == 1 && other.rank == 1 { return unsqueezed(0).matmul(other.unsqueezed(1)).reshaped([]) }
         if rank == 1 { return unsqueezed(0).matmul(other).squeezed([-2]) }
         if other.rank == 1 { return matmul(other.unsqueezed(1)).squeezed([-1]) }
         let m = shape[rank - 2], k = shape[rank - 1], k2 = other.shape[other.rank - 2], n = other.shape[other.rank - 1]
@@ -19,13 +20,15 @@ extension Tensor {
         let a = self, b = other
         if b.rank == 2 {
             // Fold all batch dims of `a` into rows: one large GEMM.
-            let y = Tensor.gemm(a.reshapedRaw([count / Swift.max(k, 1) == 0 ? 0 : count / k, k]), b, transA: false, transB: false)
+            // Row count from the shape, not count / k, so that k == 0 works.
+            let rows = shape.dropLast().reduce(1, *)
+            let y = Tensor.gemm(a.reshapedRaw([rows, k]), b, transA: false, transB: false)
                 .reshapedRaw(Array(shape.dropLast()) + [n])
             guard GradMode.isEnabled, a.gradRef != nil || b.gradRef != nil else { return y }
             let ad = a.detached(), bd = b.detached()
             return Tensor.record("matmul", output: y, inputs: [a, b]) { g in
-                let g2 = g.reshapedRaw([g.count / Swift.max(n, 1) == 0 ? 0 : g.count / n, n])
-                let a2 = ad.reshapedRaw([ad.count / Swift.max(k, 1) == 0 ? 0 : ad.count / k, k])
+                let g2 = g.reshapedRaw([rows, n])
+                let a2 = ad.reshapedRaw([rows, k])
                 return [a.isTracked ? Tensor.gemm(g2, bd, transA: false, transB: true).reshapedRaw(ad.shape) : nil,
                         b.isTracked ? Tensor.gemm(a2, g2, transA: true, transB: false) : nil]
             }
