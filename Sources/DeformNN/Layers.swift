@@ -44,6 +44,7 @@ public final class Embedding: Module {
     /// Rows for integer-valued `indices` of any shape; the result is `indices.shape + [dim]`.
     public override func callAsFunction(_ indices: Tensor) -> Tensor { embeddingLookup(weight, indices: indices) }
 
+    /// Rows for a list of indices: `[indices.count, dim]`.
     public func callAsFunction(_ indices: [Int]) -> Tensor {
         embeddingLookup(weight, indices: Tensor(indices.map(Float.init), shape: [indices.count]))
     }
@@ -94,11 +95,13 @@ public final class GELU: Module {
     public override func callAsFunction(_ x: Tensor) -> Tensor { x.gelu() }
 }
 
+/// Hyperbolic tangent.
 public final class Tanh: Module {
     public override init() {}
     public override func callAsFunction(_ x: Tensor) -> Tensor { x.tanh() }
 }
 
+/// Logistic sigmoid `1 / (1 + exp(-x))`.
 public final class Sigmoid: Module {
     public override init() {}
     public override func callAsFunction(_ x: Tensor) -> Tensor { x.sigmoid() }
@@ -112,6 +115,7 @@ public final class Softplus: Module {
     public override func callAsFunction(_ x: Tensor) -> Tensor { x.softplus(beta: beta, threshold: threshold) }
 }
 
+/// Returns its input (a placeholder, e.g. an optional normalisation switched off).
 public final class Identity: Module {
     public override init() {}
     public override func callAsFunction(_ x: Tensor) -> Tensor { x }
