@@ -444,7 +444,9 @@ extension Linalg {
         let d = Tensor(uninitializedShape: batchShape)
         let pa = a.dataPointer, pd = d.dataPointer
         if n <= 3 {
-            for i in 0..<batch { pd[i] = Float(smallDeterminant(DMat(pa + i * n * n, rows: n, cols: n))) }
+            Threads.parallelRanges(batch, minChunk: 1 << 14) { r in
+                for i in r { pd[i] = Float(smallDeterminant(pa + i * n * n, n)) }
+            }
         } else {
             try forEachMatrixChecked(batch, size: n, op: "det", batchShape: batchShape) { i in
                 var lu = DMat(pa + i * n * n, rows: n, cols: n)
@@ -461,53 +463,63 @@ extension Linalg {
         return Tensor.record("det", output: d, inputs: [a]) { g in
             let ga = Tensor(uninitializedShape: ad.shape)
             let pa = ad.dataPointer, pg = g.dataPointer, pga = ga.dataPointer
-            forEachMatrix(batch, size: n) { i in
-                let cof = cofactors(DMat(pa + i * n * n, rows: n, cols: n))
-                (Double(pg[i]) * cof).store(to: pga + i * n * n)
+            if n <= 3 {
+                Threads.parallelRanges(batch, minChunk: 1 << 13) { r in
+                    for i in r { smallCofactors(pa + i * n * n, n, scale: Double(pg[i]), into: pga + i * n * n) }
+                }
+            } else {
+                forEachMatrix(batch, size: n) { i in
+                    (Double(pg[i]) * cofactors(DMat(pa + i * n * n, rows: n, cols: n))).store(to: pga + i * n * n)
+                }
             }
             return [ga]
         }
     }
 
-    static func smallDeterminant(_ a: DMat) -> Double {
-        switch a.rows {
+    /// Determinant of a row-major n x n Float matrix, n <= 3, in Double.
+    @inline(__always) static func smallDeterminant(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
+        @inline(__always) func a(_ i: Int, _ j: Int) -> Double { Double(p[i * n + j]) }
+        switch n {
         case 0: return 1
-        case 1: return a[0, 0]
-        case 2: return a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+        case 1: return a(0, 0)
+        case 2: return a(0, 0) * a(1, 1) - a(0, 1) * a(1, 0)
         default:
-            return a[0, 0] * (a[1, 1] * a[2, 2] - a[1, 2] * a[2, 1])
-                - a[0, 1] * (a[1, 0] * a[2, 2] - a[1, 2] * a[2, 0])
-                + a[0, 2] * (a[1, 0] * a[2, 1] - a[1, 1] * a[2, 0])
+            return a(0, 0) * (a(1, 1) * a(2, 2) - a(1, 2) * a(2, 1))
+                - a(0, 1) * (a(1, 0) * a(2, 2) - a(1, 2) * a(2, 0))
+                + a(0, 2) * (a(1, 0) * a(2, 1) - a(1, 1) * a(2, 0))
         }
     }
 
-    /// The cofactor matrix `∂det/∂a`. For n > 3 via `a = U S Vᵀ`:
+    /// `scale · cof(a)` for n <= 3 (the cofactor matrix is `∂det/∂a`).
+    @inline(__always) static func smallCofactors(_ p: UnsafePointer<Float>, _ n: Int, scale: Double, into o: UnsafeMutablePointer<Float>) {
+        @inline(__always) func a(_ i: Int, _ j: Int) -> Double { Double(p[i * n + j]) }
+        switch n {
+        case 0: return
+        case 1: o[0] = Float(scale)
+        case 2:
+            o[0] = Float(scale * a(1, 1)); o[1] = Float(-scale * a(1, 0))
+            o[2] = Float(-scale * a(0, 1)); o[3] = Float(scale * a(0, 0))
+        default:
+            // Row i of the cofactor matrix is the cross product of the other two rows.
+            for i in 0..<3 {
+                let r = (i + 1) % 3, q = (i + 2) % 3
+                o[3 * i] = Float(scale * (a(r, 1) * a(q, 2) - a(r, 2) * a(q, 1)))
+                o[3 * i + 1] = Float(scale * (a(r, 2) * a(q, 0) - a(r, 0) * a(q, 2)))
+                o[3 * i + 2] = Float(scale * (a(r, 0) * a(q, 1) - a(r, 1) * a(q, 0)))
+            }
+        }
+    }
+
+    /// The cofactor matrix `∂det/∂a` for n > 3 via `a = U S Vᵀ`:
     /// `cof(a) = det(U) det(V) U diag(Π_{j≠i} s_j) Vᵀ`, continuous through singular matrices.
     static func cofactors(_ a: DMat) -> DMat {
         let n = a.rows
-        var c = DMat(rows: n, cols: n)
-        switch n {
-        case 0: return c
-        case 1: c[0, 0] = 1; return c
-        case 2:
-            c[0, 0] = a[1, 1]; c[0, 1] = -a[1, 0]; c[1, 0] = -a[0, 1]; c[1, 1] = a[0, 0]
-            return c
-        case 3:
-            // Row i of the cofactor matrix is the cross product of the other two rows.
-            for i in 0..<3 {
-                let p = (i + 1) % 3, q = (i + 2) % 3
-                c[i, 0] = a[p, 1] * a[q, 2] - a[p, 2] * a[q, 1]
-                c[i, 1] = a[p, 2] * a[q, 0] - a[p, 0] * a[q, 2]
-                c[i, 2] = a[p, 0] * a[q, 1] - a[p, 1] * a[q, 0]
-            }
-            return c
-        default:
-            let r = svdKernel(a, full: false)
-            if r.info != 0 { return c }
-            let sign = orthogonalDeterminantSign(r.u) * orthogonalDeterminantSign(r.vt)
-            let prods = (0..<n).map { i in (0..<n).reduce(sign) { $1 == i ? $0 : $0 * r.s[$1] } }
-            return DMat.mul(r.u.scalingColumns(prods), r.vt)
-        }
+        let r = svdKernel(a, full: false)
+        // Both SVD drivers failing on a finite matrix is vanishingly rare; a backward cannot throw.
+        if r.info != 0 { return DMat(rows: n, cols: n) }
+        let sign = orthogonalDeterminantSign(r.u) * orthogonalDeterminantSign(r.vt)
+        let prods = (0..<n).map { i in (0..<n).reduce(sign) { $1 == i ? $0 : $0 * r.s[$1] } }
+        return DMat.mul(r.u.scalingColumns(prods), r.vt)
     }
 
     /// ±1 for an orthogonal matrix, from the signs of its LU pivots and diagonal.

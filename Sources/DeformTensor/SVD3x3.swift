@@ -22,23 +22,6 @@ struct SVD3 {
     var v0: Vec3d, v1: Vec3d, v2: Vec3d
 }
 
-/// One Jacobi rotation making columns `p` and `q` orthogonal. Returns false when they already are
-/// (to a relative 1e-14, far below Float32 resolution), which is how sweeps detect convergence.
-@inline(__always)
-private func orthogonalize(_ cp: inout Vec3d, _ cq: inout Vec3d, _ vp: inout Vec3d, _ vq: inout Vec3d) -> Bool {
-    let alpha = dot3(cp, cp), beta = dot3(cq, cq), gamma = dot3(cp, cq)
-    if gamma * gamma <= 1e-28 * alpha * beta { return false }
-    let zeta = (beta - alpha) / (2 * gamma)
-    // Smaller root of t² + 2ζt - 1 = 0: rotation angle at most π/4, the stable choice.
-    let t = (zeta >= 0 ? 1.0 : -1.0) / (Swift.abs(zeta) + (1 + zeta * zeta).squareRoot())
-    let c = 1 / (1 + t * t).squareRoot(), s = c * t
-    let np = c * cp - s * cq, nq = s * cp + c * cq
-    cp = np; cq = nq
-    let wp = c * vp - s * vq, wq = s * vp + c * vq
-    vp = wp; vq = wq
-    return true
-}
-
 /// A unit vector orthogonal to unit `u`: the coordinate axis least aligned with `u`, projected.
 @inline(__always) private func anyPerpendicular(_ u: Vec3d) -> Vec3d {
     let ax = Swift.abs(u.x), ay = Swift.abs(u.y), az = Swift.abs(u.z)
@@ -47,22 +30,82 @@ private func orthogonalize(_ cp: inout Vec3d, _ cq: inout Vec3d, _ vp: inout Vec
     return r / dot3(r, r).squareRoot()
 }
 
-/// SVD of the row-major 3x3 matrix at `p`.
+/// Four matrices at once, one per SIMD lane, in struct-of-arrays form.
+///
+/// The scalar sweep is a chain of dependent square roots and divisions (about 1000 cycles per
+/// matrix, mostly waiting on latency); four independent lanes fill that latency. Converged lanes
+/// keep receiving exact identity rotations until every lane has converged.
+private struct Lanes3 {
+    var x: SIMD4<Double>, y: SIMD4<Double>, z: SIMD4<Double>
+    @inline(__always) func dot(_ o: Lanes3) -> SIMD4<Double> { x * o.x + y * o.y + z * o.z }
+    @inline(__always) func lane(_ i: Int) -> Vec3d { Vec3d(x[i], y[i], z[i]) }
+    @inline(__always) static func rotate(_ p: inout Lanes3, _ q: inout Lanes3, c: SIMD4<Double>, s: SIMD4<Double>) {
+        let px = c * p.x - s * q.x, py = c * p.y - s * q.y, pz = c * p.z - s * q.z
+        q.x = s * p.x + c * q.x; q.y = s * p.y + c * q.y; q.z = s * p.z + c * q.z
+        p.x = px; p.y = py; p.z = pz
+    }
+}
+
 @inline(__always)
-func svd3Kernel(_ p: UnsafePointer<Float>) -> SVD3 {
-    // Columns of A.
-    var c0 = Vec3d(Double(p[0]), Double(p[3]), Double(p[6]))
-    var c1 = Vec3d(Double(p[1]), Double(p[4]), Double(p[7]))
-    var c2 = Vec3d(Double(p[2]), Double(p[5]), Double(p[8]))
-    var v0 = Vec3d(1, 0, 0), v1 = Vec3d(0, 1, 0), v2 = Vec3d(0, 0, 1)
+private func orthogonalize4(_ cp: inout Lanes3, _ cq: inout Lanes3, _ vp: inout Lanes3, _ vq: inout Lanes3) -> Bool {
+    let alpha = cp.dot(cp), beta = cq.dot(cq), gamma = cp.dot(cq)
+    let done = gamma * gamma .<= 1e-28 * alpha * beta
+    if all(done) { return false }
+    // One Jacobi rotation per lane making columns p and q orthogonal; a pair counts as done when
+    // orthogonal to a relative 1e-14, far below Float32 resolution. The smaller root of
+    // t² + 2ζt - 1 = 0 keeps the angle at most π/4, the stable choice.
+    let zeta = (beta - alpha) / (2 * gamma)
+    let one = SIMD4<Double>(repeating: 1)
+    let sign = one.replacing(with: -1, where: zeta .< 0)
+    let t = sign / (sign * zeta + (one + zeta * zeta).squareRoot())
+    // Lanes that are done (including those where zeta is 0/0) get the identity rotation.
+    let c = (one / (one + t * t).squareRoot()).replacing(with: 1, where: done)
+    let s = (c * t).replacing(with: 0, where: done)
+    Lanes3.rotate(&cp, &cq, c: c, s: s)
+    Lanes3.rotate(&vp, &vq, c: c, s: s)
+    return true
+}
+
+/// SVDs of `count` (1...4) consecutive row-major 3x3 matrices at `p`.
+@inline(__always)
+func svd3Kernel4(_ p: UnsafePointer<Float>, count: Int, _ out: (Int, SVD3) -> Void) {
+    func column(_ j: Int) -> Lanes3 {
+        var l = Lanes3(x: .zero, y: .zero, z: .zero)
+        for i in 0..<count {
+            l.x[i] = Double(p[9 * i + j]); l.y[i] = Double(p[9 * i + 3 + j]); l.z[i] = Double(p[9 * i + 6 + j])
+        }
+        return l
+    }
+    var c0 = column(0), c1 = column(1), c2 = column(2)
+    let zero = SIMD4<Double>.zero, one = SIMD4<Double>(repeating: 1)
+    var v0 = Lanes3(x: one, y: zero, z: zero), v1 = Lanes3(x: zero, y: one, z: zero), v2 = Lanes3(x: zero, y: zero, z: one)
     // Cyclic sweeps converge quadratically; 4-6 are typical, the cap only guards pathological input.
     for _ in 0..<20 {
-        let r01 = orthogonalize(&c0, &c1, &v0, &v1)
-        let r02 = orthogonalize(&c0, &c2, &v0, &v2)
-        let r12 = orthogonalize(&c1, &c2, &v1, &v2)
+        let r01 = orthogonalize4(&c0, &c1, &v0, &v1)
+        let r02 = orthogonalize4(&c0, &c2, &v0, &v2)
+        let r12 = orthogonalize4(&c1, &c2, &v1, &v2)
         if !(r01 || r02 || r12) { break }
     }
-    // Columns are now A V = U diag(σ); sort by norm, descending.
+    for i in 0..<count {
+        out(i, finishSVD3(c0.lane(i), c1.lane(i), c2.lane(i), v0.lane(i), v1.lane(i), v2.lane(i)))
+    }
+}
+
+/// Decomposes `count` row-major 3x3 matrices at `p` across cores, four per kernel call.
+@inline(__always)
+func forEachSVD3(_ p: UnsafePointer<Float>, count: Int, _ body: (Int, SVD3) -> Void) {
+    Threads.parallelRanges(count, minChunk: 1024) { r in
+        for first in stride(from: r.lowerBound, to: r.upperBound, by: 4) {
+            svd3Kernel4(p + 9 * first, count: Swift.min(4, r.upperBound - first)) { lane, d in body(first + lane, d) }
+        }
+    }
+}
+
+/// Sorts converged Jacobi columns `A V = U diag(σ)` and builds an orthonormal U.
+@inline(__always)
+private func finishSVD3(_ c0in: Vec3d, _ c1in: Vec3d, _ c2in: Vec3d, _ v0in: Vec3d, _ v1in: Vec3d, _ v2in: Vec3d) -> SVD3 {
+    var c0 = c0in, c1 = c1in, c2 = c2in, v0 = v0in, v1 = v1in, v2 = v2in
+    // Sort by norm, descending.
     var n0 = dot3(c0, c0), n1 = dot3(c1, c1), n2 = dot3(c2, c2)
     if n0 < n1 { swap(&n0, &n1); swap(&c0, &c1); swap(&v0, &v1) }
     if n0 < n2 { swap(&n0, &n2); swap(&c0, &c2); swap(&v0, &v2) }
@@ -88,13 +131,6 @@ func svd3Kernel(_ p: UnsafePointer<Float>) -> SVD3 {
     p[6] = Float(c0.z); p[7] = Float(c1.z); p[8] = Float(c2.z)
 }
 
-typealias Mat3d = InlineArray<9, Double>
-
-@inline(__always) private func load3x3(_ p: UnsafePointer<Float>) -> Mat3d {
-    var m = Mat3d(repeating: 0)
-    for i in 0..<9 { m[i] = Double(p[i]) }
-    return m
-}
 
 /// Treats differences of squared singular values (or sums, for the polar factor) below Float32
 /// resolution of the largest one as ties; keeps gradients finite at exactly repeated values.
@@ -127,13 +163,10 @@ extension Linalg {
         let u = Tensor(uninitializedShape: a.shape), v = Tensor(uninitializedShape: a.shape)
         let s = Tensor(uninitializedShape: Array(a.shape.dropLast()))
         let pa = a.dataPointer, pu = u.dataPointer, ps = s.dataPointer, pv = v.dataPointer
-        Threads.parallelRanges(batch, minChunk: 1024) { r in
-            for i in r {
-                let d = svd3Kernel(pa + 9 * i)
-                store(d.u0, d.u1, d.u2, to: pu + 9 * i)
-                store(d.v0, d.v1, d.v2, to: pv + 9 * i)
-                ps[3 * i] = Float(d.s.x); ps[3 * i + 1] = Float(d.s.y); ps[3 * i + 2] = Float(d.s.z)
-            }
+        forEachSVD3(pa, count: batch) { i, d in
+            store(d.u0, d.u1, d.u2, to: pu + 9 * i)
+            store(d.v0, d.v1, d.v2, to: pv + 9 * i)
+            ps[3 * i] = Float(d.s.x); ps[3 * i + 1] = Float(d.s.y); ps[3 * i + 2] = Float(d.s.z)
         }
         let outs = Tensor.recordMulti("svd3x3", outputs: [u, s, v], inputs: [a]) { cots in
             [svd3x3Backward(u: u, s: s, v: v, gu: cots[0], gs: cots[1], gv: cots[2])]
@@ -150,43 +183,28 @@ extension Linalg {
         let pgu = gu?.dataPointer, pgs = gs?.dataPointer, pgv = gv?.dataPointer
         Threads.parallelRanges(batch, minChunk: 1024) { r in
             for b in r {
-                let U = load3x3(pu + 9 * b), V = load3x3(pv + 9 * b)
+                let U = columns(pu + 9 * b), V = columns(pv + 9 * b)
                 let sv = Vec3d(Double(ps[3 * b]), Double(ps[3 * b + 1]), Double(ps[3 * b + 2]))
-                // J = UᵀŪ, K = VᵀV̄ (row-major 3x3).
-                var J = Mat3d(repeating: 0), K = Mat3d(repeating: 0)
-                if let pgu {
-                    for i in 0..<3 { for j in 0..<3 {
-                        var t = 0.0
-                        for k in 0..<3 { t += U[3 * k + i] * Double(pgu[9 * b + 3 * k + j]) }
-                        J[3 * i + j] = t
-                    } }
-                }
-                if let pgv {
-                    for i in 0..<3 { for j in 0..<3 {
-                        var t = 0.0
-                        for k in 0..<3 { t += V[3 * k + i] * Double(pgv[9 * b + 3 * k + j]) }
-                        K[3 * i + j] = t
-                    } }
-                }
+                // Antisymmetric parts of J = UᵀŪ and K = VᵀV̄: jA[i][j] = J_ij - J_ji.
+                var jA = (Vec3d.zero, Vec3d.zero, Vec3d.zero), kA = jA
+                if let pgu { jA = antisymmetricProduct(U, columns(pgu + 9 * b)) }
+                if let pgv { kA = antisymmetricProduct(V, columns(pgv + 9 * b)) }
                 let floor = gapFloor(sv[0] * sv[0])
-                var M = Mat3d(repeating: 0)
+                // Row i of M, then ā = Σ_i u_i (Σ_j M_ij v_j)ᵀ.
+                var rows = (Vec3d.zero, Vec3d.zero, Vec3d.zero)
                 for i in 0..<3 {
-                    M[4 * i] = pgs.map { Double($0[3 * b + i]) } ?? 0
+                    var row = Vec3d.zero
+                    row[i] = pgs.map { Double($0[3 * b + i]) } ?? 0
                     for j in 0..<3 where j != i {
                         let d = sv[j] * sv[j] - sv[i] * sv[i]
                         // s is descending, so the sign of the gap is known even when it vanishes.
                         let f = 1 / (j > i ? Swift.min(d, -floor) : Swift.max(d, floor))
-                        M[3 * i + j] = f * ((J[3 * i + j] - J[3 * j + i]) * sv[j] + sv[i] * (K[3 * i + j] - K[3 * j + i]))
+                        row[j] = f * (element(jA, i, j) * sv[j] + sv[i] * element(kA, i, j))
                     }
+                    let w = row.x * V.0 + row.y * V.1 + row.z * V.2
+                    if i == 0 { rows.0 = w } else if i == 1 { rows.1 = w } else { rows.2 = w }
                 }
-                // ā = U M Vᵀ.
-                var UM = Mat3d(repeating: 0)
-                for i in 0..<3 { for j in 0..<3 { for k in 0..<3 { UM[3 * i + j] += U[3 * i + k] * M[3 * k + j] } } }
-                for i in 0..<3 { for j in 0..<3 {
-                    var t = 0.0
-                    for k in 0..<3 { t += UM[3 * i + k] * V[3 * j + k] }
-                    po[9 * b + 3 * i + j] = Float(t)
-                } }
+                storeOuterSum(U, rows, to: po + 9 * b)
             }
         }
         return ga
@@ -212,21 +230,15 @@ extension Linalg {
         let st = Tensor(uninitializedShape: tracked ? Array(m.shape.dropLast()) : [0])
         let vt = Tensor(uninitializedShape: tracked ? m.shape : [0])
         let pm = m.dataPointer, pr = r.dataPointer, pu = ut.dataPointer, ps = st.dataPointer, pv = vt.dataPointer
-        Threads.parallelRanges(batch, minChunk: 1024) { rg in
-            for i in rg {
-                let d = svd3Kernel(pm + 9 * i)
-                let sign: Double = dot3(d.u2, cross3(d.u0, d.u1)) * dot3(d.v2, cross3(d.v0, d.v1)) < 0 ? -1 : 1
-                let u2 = sign * d.u2
-                // R = Σ_k ũ_k v_kᵀ.
-                let o = pr + 9 * i
-                for row in 0..<3 { for col in 0..<3 {
-                    o[3 * row + col] = Float(d.u0[row] * d.v0[col] + d.u1[row] * d.v1[col] + u2[row] * d.v2[col])
-                } }
-                if tracked {
-                    store(d.u0, d.u1, u2, to: pu + 9 * i)
-                    store(d.v0, d.v1, d.v2, to: pv + 9 * i)
-                    ps[3 * i] = Float(d.s.x); ps[3 * i + 1] = Float(d.s.y); ps[3 * i + 2] = Float(sign * d.s.z)
-                }
+        forEachSVD3(pm, count: batch) { i, d in
+            let sign: Double = dot3(d.u2, cross3(d.u0, d.u1)) * dot3(d.v2, cross3(d.v0, d.v1)) < 0 ? -1 : 1
+            let u2 = sign * d.u2
+            // R = Σ_k ũ_k v_kᵀ.
+            storeOuterSum((d.u0, d.u1, u2), (d.v0, d.v1, d.v2), to: pr + 9 * i)
+            if tracked {
+                store(d.u0, d.u1, u2, to: pu + 9 * i)
+                store(d.v0, d.v1, d.v2, to: pv + 9 * i)
+                ps[3 * i] = Float(d.s.x); ps[3 * i + 1] = Float(d.s.y); ps[3 * i + 2] = Float(sign * d.s.z)
             }
         }
         guard tracked else { return r }
@@ -243,27 +255,51 @@ extension Linalg {
         let pu = u.dataPointer, ps = s.dataPointer, pv = v.dataPointer, pg = g.dataPointer, po = gm.dataPointer
         Threads.parallelRanges(batch, minChunk: 1024) { r in
             for b in r {
-                let U = load3x3(pu + 9 * b), V = load3x3(pv + 9 * b), Rb = load3x3(pg + 9 * b)
-                let sv = Vec3d(Double(ps[3 * b]), Double(ps[3 * b + 1]), Double(ps[3 * b + 2]))
-                // G = Uᵀ R̄ V.
-                var UR = Mat3d(repeating: 0)
-                for i in 0..<3 { for j in 0..<3 { for k in 0..<3 { UR[3 * i + j] += U[3 * k + i] * Rb[3 * k + j] } } }
-                var G = Mat3d(repeating: 0)
-                for i in 0..<3 { for j in 0..<3 { for k in 0..<3 { G[3 * i + j] += UR[3 * i + k] * V[3 * k + j] } } }
-                let floor = gapFloor(Swift.abs(sv[0]))
-                var X = Mat3d(repeating: 0)
-                for i in 0..<3 { for j in 0..<3 where j != i {
-                    X[3 * i + j] = (G[3 * i + j] - G[3 * j + i]) / Swift.max(sv[i] + sv[j], floor)
-                } }
-                var UX = Mat3d(repeating: 0)
-                for i in 0..<3 { for j in 0..<3 { for k in 0..<3 { UX[3 * i + j] += U[3 * i + k] * X[3 * k + j] } } }
-                for i in 0..<3 { for j in 0..<3 {
-                    var t = 0.0
-                    for k in 0..<3 { t += UX[3 * i + k] * V[3 * j + k] }
-                    po[9 * b + 3 * i + j] = Float(t)
-                } }
+                let U = columns(pu + 9 * b), V = columns(pv + 9 * b), Rb = columns(pg + 9 * b)
+                let s0 = Double(ps[3 * b]), s1 = Double(ps[3 * b + 1]), s2 = Double(ps[3 * b + 2])
+                // R̄ v_j, then G_ij = u_iᵀ R̄ v_j.
+                let w0 = V.0.x * Rb.0 + V.0.y * Rb.1 + V.0.z * Rb.2
+                let w1 = V.1.x * Rb.0 + V.1.y * Rb.1 + V.1.z * Rb.2
+                let w2 = V.2.x * Rb.0 + V.2.y * Rb.1 + V.2.z * Rb.2
+                let floor = gapFloor(Swift.abs(s0))
+                // X is antisymmetric: three entries.
+                let x01 = (dot3(U.0, w1) - dot3(U.1, w0)) / Swift.max(s0 + s1, floor)
+                let x02 = (dot3(U.0, w2) - dot3(U.2, w0)) / Swift.max(s0 + s2, floor)
+                let x12 = (dot3(U.1, w2) - dot3(U.2, w1)) / Swift.max(s1 + s2, floor)
+                // m̄ = Σ_ij X_ij u_i v_jᵀ = Σ_i u_i (Σ_j X_ij v_j)ᵀ.
+                let rows = (x01 * V.1 + x02 * V.2, -x01 * V.0 + x12 * V.2, -x02 * V.0 - x12 * V.1)
+                storeOuterSum(U, rows, to: po + 9 * b)
             }
         }
         return gm
+    }
+}
+
+typealias Columns3 = (Vec3d, Vec3d, Vec3d)
+
+/// The columns of the row-major 3x3 matrix at `p`.
+@inline(__always) private func columns(_ p: UnsafePointer<Float>) -> Columns3 {
+    (Vec3d(Double(p[0]), Double(p[3]), Double(p[6])),
+     Vec3d(Double(p[1]), Double(p[4]), Double(p[7])),
+     Vec3d(Double(p[2]), Double(p[5]), Double(p[8])))
+}
+
+@inline(__always) private func element(_ m: Columns3, _ i: Int, _ j: Int) -> Double {
+    i == 0 ? m.0[j] : (i == 1 ? m.1[j] : m.2[j])
+}
+
+/// Rows of `AᵀB - BᵀA` for column sets `A`, `B`: entry (i, j) is `a_i·b_j - a_j·b_i`.
+@inline(__always) private func antisymmetricProduct(_ a: Columns3, _ b: Columns3) -> Columns3 {
+    let d01 = dot3(a.0, b.1) - dot3(a.1, b.0)
+    let d02 = dot3(a.0, b.2) - dot3(a.2, b.0)
+    let d12 = dot3(a.1, b.2) - dot3(a.2, b.1)
+    return (Vec3d(0, d01, d02), Vec3d(-d01, 0, d12), Vec3d(-d02, -d12, 0))
+}
+
+/// Writes `Σ_k a_k b_kᵀ` as a row-major 3x3 matrix.
+@inline(__always) private func storeOuterSum(_ a: Columns3, _ b: Columns3, to o: UnsafeMutablePointer<Float>) {
+    for r in 0..<3 {
+        let row = a.0[r] * b.0 + a.1[r] * b.1 + a.2[r] * b.2
+        o[3 * r] = Float(row.x); o[3 * r + 1] = Float(row.y); o[3 * r + 2] = Float(row.z)
     }
 }
