@@ -170,6 +170,29 @@ private extension Tensor {
         #expect(abs(laplaceDet(matrix(u)) * laplaceDet(matrix(v)) + 1) < 1e-6)
     }
 
+    @Test func svd3x3IllConditionedBatches() throws {
+        // R1 diag(s) R2ᵀ with random rotations and spectra from well spread to exactly degenerate.
+        var rng = RandomGenerator(seed: 17)
+        let rot = try Linalg.projectToSO3(rng.normal([2, 48, 3, 3]))
+        let spectra: [[Float]] = [[1, 1e-3, 1e-6], [1, 1, 0], [1, 0, 0], [1, 1, 1], [2, 1, 1], [3, 3, -1], [1, 1e-4, 1e-4], [5, 2, -1e-5]]
+        var values: [Float] = []
+        for b in 0..<48 {
+            let sp = spectra[b % spectra.count]
+            let r1 = matrix(rot[0...0].squeezed([0]), b), r2 = matrix(rot[1...1].squeezed([0]), b)
+            let m = mul(r1.map { row in (0..<3).map { row[$0] * Double(sp[$0]) } }, transpose(r2))
+            values += m.flatMap { $0 }.map { Float($0) }
+        }
+        let a = Tensor(values, shape: [48, 3, 3])
+        let (u, s, v) = try Linalg.svd3x3(a)
+        expectValidSVD(a, u, s, v, tol: 1e-6)
+        // Same Float input, LAPACK in Double: small singular values agree to high relative accuracy.
+        let ref = try Linalg.svd(a).s.scalars
+        for (i, (x, y)) in zip(s.scalars, ref).enumerated() {
+            let scale = ref[3 * (i / 3)]
+            #expect(abs(x - y) <= 1e-5 * y + 1e-12 * scale, "matrix \(i / 3): s = \(x), LAPACK \(y)")
+        }
+    }
+
     @Test func svd3x3Gradients() throws {
         let a = try separatedMatrices([2, 3, 3], seed: 21)
         // A reflected copy exercises det < 0.
