@@ -23,16 +23,18 @@ public struct GradRef {
     public let index: Int
 }
 
-/// Global switch for recording. Backward passes run with recording off (no higher-order gradients).
+/// Switch for recording. Backward passes run with recording off (no higher-order gradients).
+///
+/// The switch is task-local (thread-local outside tasks), so one thread's `withoutGrad` — e.g. a
+/// gradient check — does not stop recording in code running concurrently on another thread.
 public enum GradMode {
-    nonisolated(unsafe) public private(set) static var isEnabled = true
+    @TaskLocal static var enabled = true
+
+    public static var isEnabled: Bool { enabled }
 
     /// Runs `body` without recording any op (like `torch.no_grad()`).
     public static func withoutGrad<R>(_ body: () throws -> R) rethrows -> R {
-        let saved = isEnabled
-        isEnabled = false
-        defer { isEnabled = saved }
-        return try body()
+        try $enabled.withValue(false, operation: body)
     }
 }
 
