@@ -1,0 +1,474 @@
+import Foundation
+import CBLAS
+
+// 2-D convolution and transposed convolution on cblas_sgemm.
+//
+// Two lowerings share one geometry:
+// - `im2col`: any stride; each image is unfolded into a [C*kh*kw, Ho*Wo] matrix so the convolution
+//   is one GEMM (K = C*kh*kw).
+// - `shifted`: stride 1 only; the image is zero-padded once and every kernel tap is a GEMM on the
+//   padded image read at an offset (the output is computed on the padded row pitch and cropped), so
+//   nothing is unfolded. It moves far less memory, which is what limits im2col on large images.
+// Images are split over the cores with 1-thread BLAS; a single image uses threaded BLAS instead.
+
+/// Everything the conv kernels need to know about one convolution, in "forward conv" terms:
+/// input [n, c, h, w] correlated with weight [o, c, kh, kw] gives output [n, o, ho, wo].
+/// A transposed convolution is the input-gradient of such a conv.
+struct ConvGeometry {
+    var n, c, h, w, o: Int
+    var kh, kw, sh, sw, ph, pw, dh, dw: Int
+    var ho, wo: Int
+
+    var taps: Int { kh * kw }
+    var ckk: Int { c * kh * kw }
+    var inPlane: Int { h * w }
+    var outPlane: Int { ho * wo }
+    /// 1x1, stride 1, no padding: the image already is its im2col matrix.
+    var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && ho == h && wo == w }
+
+    // Padded layout of the shifted lowering: rows of pitch `wp`, channels of pitch `chanPitch`
+    // (the tail slack keeps the last taps' reads inside the channel and absorbs the right border
+    // written after the last row; it is always zero).
+    var hp: Int { h + 2 * ph }
+    var wp: Int { w + 2 * pw }
+    var chanPitch: Int { hp * wp + dw * (kw - 1) + pw }
+    func tapOffset(_ ki: Int, _ kj: Int) -> Int { ki * dh * wp + kj * dw }
+}
+
+enum ConvLowering { case im2col, shifted }
+
+extension ConvGeometry {
+    /// The lowering used unless a test forces one. The shifted form does kh*kw GEMMs with inner
+    /// dimension c (or o), so it pays off only when those are wide enough to keep sgemm efficient.
+    var preferredLowering: ConvLowering {
+        if sh != 1 || sw != 1 || isPointwise { return .im2col }
+        return Swift.min(c, o) >= 32 && taps > 1 ? .shifted : .im2col
+    }
+
+    /// A requested lowering, or the preferred one; the shifted form exists for stride 1 only.
+    func resolve(_ requested: ConvLowering?) -> ConvLowering {
+        guard let requested else { return preferredLowering }
+        return requested == .shifted && (sh != 1 || sw != 1) ? .im2col : requested
+    }
+}
+
+// MARK: - Low-level helpers
+
+@inline(__always)
+func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
+           _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+           beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// Splits `count` items into at most `Threads.coreCount` contiguous chunks and runs
+/// `body(chunk, range)` concurrently with 1-thread BLAS. Returns the number of chunks, so per-chunk
+/// accumulators can be reduced in a fixed order (deterministic results).
+@discardableResult
+func forEachChunk(_ count: Int, _ body: (Int, Range<Int>) -> Void) -> Int {
+    let chunks = Swift.min(Threads.coreCount, count)
+    if chunks <= 1 {
+        if count > 0 { body(0, 0..<count) }
+        return 1
+    }
+    Threads.withSingleThreadedBLAS {
+        DispatchQueue.concurrentPerform(iterations: chunks) { t in
+            body(t, (count * t / chunks)..<(count * (t + 1) / chunks))
+        }
+    }
+    return chunks
+}
+
+/// Scratch memory owned by one thread for the duration of one kernel call.
+final class ScratchBuffer {
+    let pointer: UnsafeMutablePointer<Float>
+    init(_ count: Int) { pointer = .allocate(capacity: Swift.max(count, 1)) }
+    deinit { pointer.deallocate() }
+}
+
+extension ConvGeometry {
+    /// The range of output columns `j` whose input column `j*sw + off` lies inside [0, w).
+    @inline(__always)
+    func validColumns(_ off: Int) -> Range<Int> {
+        let lo = off >= 0 ? 0 : Swift.min(wo, (-off + sw - 1) / sw)
+        let last = w - 1 - off
+        let hi = last < 0 ? 0 : Swift.min(wo, last / sw + 1)
+        return lo..<Swift.max(lo, hi)
+    }
+
+    /// Unfolds one image [c, h, w] into `col` [c*kh*kw, ho*wo].
+    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
+        let cols = outPlane
+        for ch in 0..<c {
+            let plane = x + ch * inPlane
+            for ki in 0..<kh {
+                for kj in 0..<kw {
+                    let row = col + ((ch * kh + ki) * kw + kj) * cols
+                    let off = kj * dw - pw
+                    let valid = validColumns(off)
+                    for i in 0..<ho {
+                        let dst = row + i * wo
+                        let hi = i * sh - ph + ki * dh
+                        if hi < 0 || hi >= h { dst.update(repeating: 0, count: wo); continue }
+                        let src = plane + hi * w + off
+                        if valid.lowerBound > 0 { dst.update(repeating: 0, count: valid.lowerBound) }
+                        if sw == 1 {
+                            (dst + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
+                        } else {
+                            for j in valid { dst[j] = src[j * sw] }
+                        }
+                        if valid.upperBound < wo { (dst + valid.upperBound).update(repeating: 0, count: wo - valid.upperBound) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Folds `col` [c*kh*kw, ho*wo] back into one image [c, h, w] (adjoint of `im2col`); overwrites `x`.
+    func col2im(_ col: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>) {
+        x.update(repeating: 0, count: c * inPlane)
+        let cols = outPlane
+        for ch in 0..<c {
+            let plane = x + ch * inPlane
+            for ki in 0..<kh {
+                for kj in 0..<kw {
+                    let row = col + ((ch * kh + ki) * kw + kj) * cols
+                    let off = kj * dw - pw
+                    let valid = validColumns(off)
+                    if valid.isEmpty { continue }
+                    for i in 0..<ho {
+                        let hi = i * sh - ph + ki * dh
+                        if hi < 0 || hi >= h { continue }
+                        let src = row + i * wo
+                        let dst = plane + hi * w + off
+                        if sw == 1 {
+                            for j in valid { dst[j] += src[j] }
+                        } else {
+                            for j in valid { dst[j * sw] += src[j] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies one image [c, h, w] into the zero-padded shifted layout [c, chanPitch].
+    func pad(_ x: UnsafePointer<Float>, _ xp: UnsafeMutablePointer<Float>) {
+        let pitch = chanPitch, wpad = wp
+        for ch in 0..<c {
+            let src = x + ch * inPlane, dst = xp + ch * pitch
+            dst.update(repeating: 0, count: ph * wpad + pw)
+            for i in 0..<h {
+                let r = dst + (ph + i) * wpad + pw
+                r.update(from: src + i * w, count: w)
+                // Right border of this row and left border of the next are adjacent.
+                (r + w).update(repeating: 0, count: 2 * pw)
+            }
+            // The loop already zeroed the first `pw` of the bottom padding.
+            let tail = (ph + h) * wpad + pw
+            (dst + tail).update(repeating: 0, count: pitch - tail)
+        }
+    }
+
+    /// Reads the interior of a padded image [c, chanPitch] back into [c, h, w].
+    func crop(_ xp: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>) {
+        for ch in 0..<c {
+            let src = xp + ch * chanPitch + ph * wp + pw, dst = x + ch * inPlane
+            for i in 0..<h { (dst + i * w).update(from: src + i * wp, count: w) }
+        }
+    }
+
+    /// Reorders weight [o, c, kh, kw] into per-tap matrices [kh*kw, o, c] for the shifted lowering.
+    func tapMajorWeight(_ wt: UnsafePointer<Float>) -> ScratchBuffer {
+        let buf = ScratchBuffer(taps * o * c)
+        for oc in 0..<(o * c) {
+            for t in 0..<taps { buf.pointer[t * o * c + oc] = wt[oc * taps + t] }
+        }
+        return buf
+    }
+}
+
+// MARK: - Raw kernels (no recording)
+
+extension ConvGeometry {
+    /// y [n, o, ho, wo] = conv(x, weight) + bias.
+    func forward(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, lowering: ConvLowering? = nil) -> Tensor {
+        var y = Tensor(uninitializedShape: [n, o, ho, wo])
+        if y.count == 0 { return y }
+        let xp = x.dataPointer, wt = weight.dataPointer, yp = y.dataPointer
+        let g = self
+        switch resolve(lowering) {
+        case .im2col:
+            forEachChunk(n) { _, images in
+                let col = g.isPointwise ? nil : ScratchBuffer(g.ckk * g.outPlane)
+                for b in images {
+                    let xi = xp + b * g.c * g.inPlane
+                    if let col { g.im2col(xi, col.pointer) }
+                    sgemm(false, false, g.o, g.outPlane, g.ckk, wt, g.ckk, col?.pointer ?? xi, g.outPlane,
+                          beta: 0, yp + b * g.o * g.outPlane, g.outPlane)
+                }
+            }
+        case .shifted:
+            let wk = tapMajorWeight(wt)
+            forEachChunk(n) { _, images in
+                let padded = ScratchBuffer(g.c * g.chanPitch), acc = ScratchBuffer(g.o * g.ho * g.wp)
+                let cols = g.ho * g.wp
+                for b in images {
+                    g.pad(xp + b * g.c * g.inPlane, padded.pointer)
+                    for ki in 0..<g.kh {
+                        for kj in 0..<g.kw {
+                            let t = ki * g.kw + kj
+                            sgemm(false, false, g.o, cols, g.c, wk.pointer + t * g.o * g.c, g.c,
+                                  padded.pointer + g.tapOffset(ki, kj), g.chanPitch,
+                                  beta: t == 0 ? 0 : 1, acc.pointer, cols)
+                        }
+                    }
+                    let yi = yp + b * g.o * g.outPlane
+                    for r in 0..<(g.o * g.ho) { (yi + r * g.wo).update(from: acc.pointer + r * g.wp, count: g.wo) }
+                }
+            }
+        }
+        if let bias { addBias(&y, bias) }
+        return y
+    }
+
+    private func addBias(_ y: inout Tensor, _ bias: Tensor) {
+        let yp = y.dataPointer, bp = bias.dataPointer, plane = outPlane, oc = o
+        Threads.parallelRanges(n * o, minChunk: Swift.max(1, 16384 / Swift.max(plane, 1))) { r in
+            for p in r {
+                let v = bp[p % oc], row = yp + p * plane
+                for j in 0..<plane { row[j] += v }
+            }
+        }
+    }
+
+    /// Gradients of `forward` w.r.t. its input ([n, c, h, w]) and weight ([o, c, kh, kw]) for the
+    /// output cotangent `gy` [n, o, ho, wo]. `x` is needed only for the weight gradient, `weight`
+    /// only for the input gradient.
+    func backward(_ gy: Tensor, x: Tensor?, weight: Tensor?, lowering: ConvLowering? = nil) -> (input: Tensor?, weight: Tensor?) {
+        let wantInput = weight != nil, wantWeight = x != nil
+        var gx = wantInput ? Tensor(uninitializedShape: [n, c, h, w]) : nil
+        let gw = wantWeight ? Tensor(shape: [o, c, kh, kw], repeating: 0) : nil
+        if n * o * outPlane == 0 || ckk == 0 {
+            gx?.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            return (gx, gw)
+        }
+        let gyp = gy.dataPointer, xp = x?.dataPointer, wt = weight?.dataPointer, gxp = gx?.dataPointer
+        let g = self
+        let chunkCount = Swift.min(Threads.coreCount, n)
+        // Per-chunk weight-gradient accumulators, reduced in chunk order afterwards.
+        let partials = (0..<(wantWeight ? chunkCount : 0)).map { _ in ScratchBuffer(g.o * g.ckk) }
+        let lowering = resolve(lowering)
+        var tapWeight: ScratchBuffer? = nil
+        if lowering == .shifted, let wt { tapWeight = tapMajorWeight(wt) }
+        forEachChunk(n) { t, images in
+            let gwAcc = wantWeight ? partials[t].pointer : nil
+            gwAcc?.update(repeating: 0, count: g.o * g.ckk)
+            switch lowering {
+            case .im2col:
+                let col = wantWeight && !g.isPointwise ? ScratchBuffer(g.ckk * g.outPlane) : nil
+                let dcol = wantInput && !g.isPointwise ? ScratchBuffer(g.ckk * g.outPlane) : nil
+                for b in images {
+                    let gyi = gyp + b * g.o * g.outPlane
+                    if let xp, let gwAcc {
+                        let xi = xp + b * g.c * g.inPlane
+                        if let col { g.im2col(xi, col.pointer) }
+                        sgemm(false, true, g.o, g.ckk, g.outPlane, gyi, g.outPlane, col?.pointer ?? xi, g.outPlane,
+                              beta: 1, gwAcc, g.ckk)
+                    }
+                    if let wt, let gxp {
+                        let gxi = gxp + b * g.c * g.inPlane
+                        sgemm(true, false, g.ckk, g.outPlane, g.o, wt, g.ckk, gyi, g.outPlane,
+                              beta: 0, dcol?.pointer ?? gxi, g.outPlane)
+                        if let dcol { g.col2im(dcol.pointer, gxi) }
+                    }
+                }
+            case .shifted:
+                let cols = g.ho * g.wp
+                // gy on the padded row pitch; the columns past wo stay zero so the garbage columns of
+                // the shifted products contribute nothing.
+                let gyPitched = ScratchBuffer(g.o * cols)
+                let padded = wantWeight ? ScratchBuffer(g.c * g.chanPitch) : nil
+                let gxPadded = wantInput ? ScratchBuffer(g.c * g.chanPitch) : nil
+                let gwTaps = wantWeight ? ScratchBuffer(g.taps * g.o * g.c) : nil
+                gwTaps?.pointer.update(repeating: 0, count: g.taps * g.o * g.c)
+                for r in 0..<(g.o * g.ho) {
+                    (gyPitched.pointer + r * g.wp + g.wo).update(repeating: 0, count: g.wp - g.wo)
+                }
+                for b in images {
+                    let gyi = gyp + b * g.o * g.outPlane
+                    for r in 0..<(g.o * g.ho) { (gyPitched.pointer + r * g.wp).update(from: gyi + r * g.wo, count: g.wo) }
+                    if let xp, let padded, let gwTaps {
+                        g.pad(xp + b * g.c * g.inPlane, padded.pointer)
+                        for ki in 0..<g.kh {
+                            for kj in 0..<g.kw {
+                                let t = ki * g.kw + kj
+                                sgemm(false, true, g.o, g.c, cols, gyPitched.pointer, cols,
+                                      padded.pointer + g.tapOffset(ki, kj), g.chanPitch,
+                                      beta: 1, gwTaps.pointer + t * g.o * g.c, g.c)
+                            }
+                        }
+                    }
+                    if let tapWeight, let gxPadded, let gxp {
+                        gxPadded.pointer.update(repeating: 0, count: g.c * g.chanPitch)
+                        for ki in 0..<g.kh {
+                            for kj in 0..<g.kw {
+                                let t = ki * g.kw + kj
+                                sgemm(true, false, g.c, cols, g.o, tapWeight.pointer + t * g.o * g.c, g.c,
+                                      gyPitched.pointer, cols,
+                                      beta: 1, gxPadded.pointer + g.tapOffset(ki, kj), g.chanPitch)
+                            }
+                        }
+                        g.crop(gxPadded.pointer, gxp + b * g.c * g.inPlane)
+                    }
+                }
+                if let gwTaps, let gwAcc {
+                    for oc in 0..<(g.o * g.c) {
+                        for t in 0..<g.taps { gwAcc[oc * g.taps + t] = gwTaps.pointer[t * g.o * g.c + oc] }
+                    }
+                }
+            }
+        }
+        if wantWeight, let gwp = gw?.dataPointer {
+            for p in partials {
+                for i in 0..<(o * ckk) { gwp[i] += p.pointer[i] }
+            }
+        }
+        return (gx, gw)
+    }
+}
+
+/// Sum of `g` [n, ch, ...] over every axis but 1: the bias gradient of conv layers.
+func channelSums(_ g: Tensor) -> Tensor {
+    let n = g.shape[0], ch = g.shape[1], plane = g.count / Swift.max(n * ch, 1)
+    let out = Tensor(shape: [ch], repeating: 0)
+    let gp = g.dataPointer, op = out.dataPointer
+    for b in 0..<n {
+        for k in 0..<ch {
+            let row = gp + (b * ch + k) * plane
+            var s: Float = 0
+            for j in 0..<plane { s += row[j] }
+            op[k] += s
+        }
+    }
+    return out
+}
+
+// MARK: - Public ops
+
+private func checkPositive(_ pair: (Int, Int), _ what: String, op: String, allowZero: Bool = false) {
+    if pair.0 < (allowZero ? 0 : 1) || pair.1 < (allowZero ? 0 : 1) {
+        fail(.invalidArgument(op: op, message: "\(what) must be \(allowZero ? "non-negative" : "positive"), found (\(pair.0), \(pair.1))"))
+    }
+}
+
+/// 2-D cross-correlation over NCHW tensors, like PyTorch's `F.conv2d` (groups = 1).
+///
+/// - Parameters:
+///   - input: [N, C, H, W].
+///   - weight: [O, C, kh, kw] (PyTorch layout).
+///   - bias: [O] or `nil`.
+/// - Returns: [N, O, Ho, Wo] with `Ho = (H + 2·padding - dilation·(kh - 1) - 1) / stride + 1`.
+public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
+                   padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1)) -> Tensor {
+    conv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, lowering: nil)
+}
+
+/// ``conv2d(_:weight:bias:stride:padding:dilation:)`` with the lowering forced (for tests).
+func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
+            dilation: (Int, Int), lowering: ConvLowering?) -> Tensor {
+    let op = "conv2d"
+    if input.rank != 4 { fail(.shapeMismatch(op: op, expected: "input [N, C, H, W]", found: "\(input.shape)")) }
+    if weight.rank != 4 || weight.shape[1] != input.shape[1] {
+        fail(.shapeMismatch(op: op, expected: "weight [O, \(input.shape[1]), kh, kw] for input \(input.shape)", found: "\(weight.shape)"))
+    }
+    if let bias, bias.shape != [weight.shape[0]] {
+        fail(.shapeMismatch(op: op, expected: "bias [\(weight.shape[0])]", found: "\(bias.shape)"))
+    }
+    checkPositive(stride, "stride", op: op)
+    checkPositive(dilation, "dilation", op: op)
+    checkPositive(padding, "padding", op: op, allowZero: true)
+    let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+    let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+    let hNum = h + 2 * padding.0 - dilation.0 * (kh - 1) - 1, wNum = w + 2 * padding.1 - dilation.1 * (kw - 1) - 1
+    if hNum < 0 || wNum < 0 || kh < 1 || kw < 1 {
+        fail(.shapeMismatch(op: op, expected: "a padded input at least as large as the dilated kernel (\(kh)x\(kw), dilation \(dilation), padding \(padding))",
+                            found: "input \(input.shape)"))
+    }
+    let g = ConvGeometry(n: n, c: c, h: h, w: w, o: o, kh: kh, kw: kw, sh: stride.0, sw: stride.1,
+                         ph: padding.0, pw: padding.1, dh: dilation.0, dw: dilation.1,
+                         ho: hNum / stride.0 + 1, wo: wNum / stride.1 + 1)
+    let xd = input.detached(), wd = weight.detached()
+    let y = g.forward(xd, wd, bias?.detached(), lowering: lowering)
+    let inputs = [input, weight] + (bias.map { [$0] } ?? [])
+    guard GradMode.isEnabled, inputs.contains(where: { $0.isTracked }) else { return y }
+    let needX = input.isTracked, needW = weight.isTracked, needB = bias?.isTracked ?? false, hasBias = bias != nil
+    return Tensor.record(op, output: y, inputs: inputs) { gy in
+        let (gx, gw) = g.backward(gy, x: needW ? xd : nil, weight: needX ? wd : nil, lowering: lowering)
+        return [gx, gw] + (hasBias ? [needB ? channelSums(gy) : nil] : [])
+    }
+}
+
+/// 2-D transposed convolution ("deconvolution"), like PyTorch's `F.conv_transpose2d` (groups = 1):
+/// the adjoint of ``conv2d(_:weight:bias:stride:padding:dilation:)`` with the same arguments.
+///
+/// - Parameters:
+///   - input: [N, C_in, H, W].
+///   - weight: [C_in, C_out, kh, kw] (PyTorch `ConvTranspose2d` layout).
+///   - outputPadding: extra rows/columns on the bottom/right; must be smaller than stride or dilation.
+/// - Returns: [N, C_out, Ho, Wo] with `Ho = (H - 1)·stride - 2·padding + dilation·(kh - 1) + outputPadding + 1`.
+public func convTranspose2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
+                            padding: (Int, Int) = (0, 0), outputPadding: (Int, Int) = (0, 0),
+                            dilation: (Int, Int) = (1, 1)) -> Tensor {
+    convTranspose2d(input, weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding,
+                    dilation: dilation, lowering: nil)
+}
+
+/// ``convTranspose2d(_:weight:bias:stride:padding:outputPadding:dilation:)`` with the lowering forced (for tests).
+func convTranspose2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
+                     outputPadding: (Int, Int), dilation: (Int, Int), lowering: ConvLowering?) -> Tensor {
+    let op = "convTranspose2d"
+    if input.rank != 4 { fail(.shapeMismatch(op: op, expected: "input [N, C_in, H, W]", found: "\(input.shape)")) }
+    if weight.rank != 4 || weight.shape[0] != input.shape[1] {
+        fail(.shapeMismatch(op: op, expected: "weight [\(input.shape[1]), C_out, kh, kw] for input \(input.shape)", found: "\(weight.shape)"))
+    }
+    if let bias, bias.shape != [weight.shape[1]] {
+        fail(.shapeMismatch(op: op, expected: "bias [\(weight.shape[1])]", found: "\(bias.shape)"))
+    }
+    checkPositive(stride, "stride", op: op)
+    checkPositive(dilation, "dilation", op: op)
+    checkPositive(padding, "padding", op: op, allowZero: true)
+    checkPositive(outputPadding, "outputPadding", op: op, allowZero: true)
+    if !(outputPadding.0 < stride.0 || outputPadding.0 < dilation.0) || !(outputPadding.1 < stride.1 || outputPadding.1 < dilation.1) {
+        fail(.invalidArgument(op: op, message: "outputPadding must be smaller than stride or dilation, found outputPadding \(outputPadding) with stride \(stride) and dilation \(dilation)"))
+    }
+    let (n, cin, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+    let (cout, kh, kw) = (weight.shape[1], weight.shape[2], weight.shape[3])
+    let hOut = (h - 1) * stride.0 - 2 * padding.0 + dilation.0 * (kh - 1) + outputPadding.0 + 1
+    let wOut = (w - 1) * stride.1 - 2 * padding.1 + dilation.1 * (kw - 1) + outputPadding.1 + 1
+    if hOut < 1 || wOut < 1 || kh < 1 || kw < 1 {
+        fail(.shapeMismatch(op: op, expected: "a positive output size (padding \(padding) is too large for kernel \(kh)x\(kw))",
+                            found: "input \(input.shape) giving \(hOut)x\(wOut)"))
+    }
+    // The conv whose input-gradient this is: conv input [n, cout, hOut, wOut], output [n, cin, h, w].
+    let g = ConvGeometry(n: n, c: cout, h: hOut, w: wOut, o: cin, kh: kh, kw: kw, sh: stride.0, sw: stride.1,
+                         ph: padding.0, pw: padding.1, dh: dilation.0, dw: dilation.1, ho: h, wo: w)
+    let xd = input.detached(), wd = weight.detached()
+    let y = g.backward(xd, x: nil, weight: wd, lowering: lowering).input!
+    if let bias {
+        let yp = y.dataPointer, bp = bias.dataPointer, plane = hOut * wOut
+        for p in 0..<(n * cout) {
+            let v = bp[p % cout], row = yp + p * plane
+            for j in 0..<plane { row[j] += v }
+        }
+    }
+    let inputs = [input, weight] + (bias.map { [$0] } ?? [])
+    guard GradMode.isEnabled, inputs.contains(where: { $0.isTracked }) else { return y }
+    let needX = input.isTracked, needW = weight.isTracked, needB = bias?.isTracked ?? false, hasBias = bias != nil
+    return Tensor.record(op, output: y, inputs: inputs) { gy in
+        let gx = needX ? g.forward(gy, wd, nil, lowering: lowering) : nil
+        let gw = needW ? g.backward(xd, x: gy, weight: nil, lowering: lowering).weight : nil
+        return [gx, gw] + (hasBias ? [needB ? channelSums(gy) : nil] : [])
+    }
+}

@@ -1,0 +1,179 @@
+import Testing
+@testable import DeformTensor
+
+// Slow, obviously-correct references: the definitions written as plain loops in Double.
+
+func referenceConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (Int, Int) = (1, 1),
+                     padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1)) -> Tensor {
+    let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (o, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
+    let ho = (h + 2 * padding.0 - dilation.0 * (kh - 1) - 1) / stride.0 + 1
+    let wo = (wd + 2 * padding.1 - dilation.1 * (kw - 1) - 1) / stride.1 + 1
+    let xs = x.scalars, ws = w.scalars
+    var y = [Float]()
+    for bi in 0..<n { for oc in 0..<o { for i in 0..<ho { for j in 0..<wo {
+        var s = Double(b?.scalars[oc] ?? 0)
+        for ci in 0..<c { for ki in 0..<kh { for kj in 0..<kw {
+            let hi = i * stride.0 - padding.0 + ki * dilation.0, wi = j * stride.1 - padding.1 + kj * dilation.1
+            if hi < 0 || hi >= h || wi < 0 || wi >= wd { continue }
+            s += Double(xs[((bi * c + ci) * h + hi) * wd + wi]) * Double(ws[((oc * c + ci) * kh + ki) * kw + kj])
+        } } }
+        y.append(Float(s))
+    } } } }
+    return Tensor(y, shape: [n, o, ho, wo])
+}
+
+/// Transposed convolution by its scatter definition: every input pixel spreads its kernel.
+func referenceConvTranspose2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (Int, Int) = (1, 1),
+                              padding: (Int, Int) = (0, 0), outputPadding: (Int, Int) = (0, 0),
+                              dilation: (Int, Int) = (1, 1)) -> Tensor {
+    let (n, cin, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (cout, kh, kw) = (w.shape[1], w.shape[2], w.shape[3])
+    let ho = (h - 1) * stride.0 - 2 * padding.0 + dilation.0 * (kh - 1) + outputPadding.0 + 1
+    let wo = (wd - 1) * stride.1 - 2 * padding.1 + dilation.1 * (kw - 1) + outputPadding.1 + 1
+    let xs = x.scalars, ws = w.scalars
+    var y = [Double](repeating: 0, count: n * cout * ho * wo)
+    for bi in 0..<n { for co in 0..<cout { for i in 0..<ho { for j in 0..<wo {
+        y[((bi * cout + co) * ho + i) * wo + j] = Double(b?.scalars[co] ?? 0)
+    } } } }
+    for bi in 0..<n { for ci in 0..<cin { for i in 0..<h { for j in 0..<wd {
+        let v = Double(xs[((bi * cin + ci) * h + i) * wd + j])
+        for co in 0..<cout { for ki in 0..<kh { for kj in 0..<kw {
+            let oi = i * stride.0 - padding.0 + ki * dilation.0, oj = j * stride.1 - padding.1 + kj * dilation.1
+            if oi < 0 || oi >= ho || oj < 0 || oj >= wo { continue }
+            y[((bi * cout + co) * ho + oi) * wo + oj] += v * Double(ws[((ci * cout + co) * kh + ki) * kw + kj])
+        } } }
+    } } } }
+    return Tensor(y.map { Float($0) }, shape: [n, cout, ho, wo])
+}
+
+func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
+    precondition(a.shape == b.shape, "shapes differ: \(a.shape) vs \(b.shape)")
+    return zip(a.scalars, b.scalars).reduce(0) { Swift.max($0, abs($1.0 - $1.1)) }
+}
+
+struct ConvCase: CustomStringConvertible {
+    var x: [Int], w: [Int], stride = (1, 1), padding = (0, 0), dilation = (1, 1), bias = true
+    var description: String { "x\(x) w\(w) s\(stride) p\(padding) d\(dilation)" }
+}
+
+@Suite struct ConvTests {
+    static let cases: [ConvCase] = [
+        ConvCase(x: [2, 3, 7, 6], w: [4, 3, 3, 3], padding: (1, 1)),
+        ConvCase(x: [1, 2, 8, 9], w: [3, 2, 3, 2], stride: (2, 3), padding: (1, 0)),
+        ConvCase(x: [3, 2, 9, 8], w: [2, 2, 3, 3], stride: (1, 1), padding: (2, 1), dilation: (2, 3)),
+        ConvCase(x: [2, 4, 5, 5], w: [3, 4, 1, 1], bias: false),
+        ConvCase(x: [2, 3, 6, 7], w: [5, 3, 5, 4], stride: (2, 1), padding: (2, 3), dilation: (1, 2)),
+        ConvCase(x: [2, 2, 4, 4], w: [2, 2, 4, 4], padding: (0, 0)),
+    ]
+
+    @Test func conv2dMatchesReference() {
+        var rng = RandomGenerator(seed: 10)
+        for cs in Self.cases {
+            let x = rng.normal(cs.x), w = rng.normal(cs.w), b = cs.bias ? rng.normal([cs.w[0]]) : nil
+            let ref = referenceConv2d(x, w, b, stride: cs.stride, padding: cs.padding, dilation: cs.dilation)
+            for lowering in [nil, ConvLowering.im2col, .shifted] {
+                let y = conv2d(x, weight: w, bias: b, stride: cs.stride, padding: cs.padding, dilation: cs.dilation, lowering: lowering)
+                #expect(y.shape == ref.shape, "\(cs)")
+                #expect(maxAbsDiff(y, ref) < 1e-4, "\(cs) \(String(describing: lowering))")
+            }
+        }
+    }
+
+    @Test func conv2dGradients() {
+        var rng = RandomGenerator(seed: 11)
+        for cs in Self.cases.prefix(5) {
+            let x = rng.normal(cs.x), w = rng.normal(cs.w), b = rng.normal([cs.w[0]])
+            for lowering in [ConvLowering.im2col, .shifted] {
+                let r = GradientCheck.check([x, w, b]) { v in
+                    conv2d(v[0], weight: v[1], bias: cs.bias ? v[2] : nil, stride: cs.stride, padding: cs.padding,
+                           dilation: cs.dilation, lowering: lowering)
+                }
+                #expect(r.passed, "\(cs) \(lowering): \(r)")
+            }
+        }
+    }
+
+    /// The two lowerings agree on a layer wide enough for the shifted path to be the default.
+    @Test func loweringsAgreeOnWideLayer() {
+        var rng = RandomGenerator(seed: 12)
+        let x = rng.normal([3, 32, 9, 10]), w = rng.normal([33, 32, 3, 3], std: 0.1), b = rng.normal([33])
+        let g = rng.normal([3, 33, 9, 10])
+        var results: [[Tensor]] = []
+        for lowering in [ConvLowering.im2col, .shifted] {
+            let (y, grads) = valueAndGrad(at: [x, w, b]) { v in
+                (conv2d(v[0], weight: v[1], bias: v[2], stride: (1, 1), padding: (1, 1), dilation: (1, 1), lowering: lowering) * g).sum()
+            }
+            results.append([y] + grads)
+        }
+        for (a, b) in zip(results[0], results[1]) { #expect(maxAbsDiff(a, b) < 2e-3 * Swift.max(1, abs(a.scalars.max()!))) }
+        #expect(maxAbsDiff(conv2d(x, weight: w, bias: b, padding: (1, 1)),
+                           referenceConv2d(x, w, b, padding: (1, 1))) < 1e-4)
+    }
+
+    /// A box filter on a constant image counts the in-bounds taps: 9 inside, 6 on edges, 4 in corners.
+    @Test func boxFilterCountsTaps() {
+        let x = Tensor.full([1, 2, 4, 5], 1)
+        let w = Tensor.ones([1, 2, 3, 3])
+        let y = conv2d(x, weight: w, bias: Tensor([0.5]), padding: (1, 1))
+        #expect(y.shape == [1, 1, 4, 5])
+        #expect(y[0, 0, 0, 0] == 8.5)
+        #expect(y[0, 0, 0, 2] == 12.5)
+        #expect(y[0, 0, 2, 2] == 18.5)
+        #expect(y[0, 0, 3, 4] == 8.5)
+    }
+
+    /// The bias gradient of a sum is the number of output pixels per channel times the batch.
+    @Test func biasGradientCountsPixels() {
+        let b = Tensor([0.0, 1.0]).requiringGrad()
+        let y = conv2d(Tensor.ones([3, 1, 4, 5]), weight: Tensor.ones([2, 1, 2, 2]), bias: b, stride: (2, 2))
+        #expect(y.shape == [3, 2, 2, 2])
+        #expect(grad(of: y.sum(), wrt: b).scalars == [12, 12])
+    }
+
+    @Test func convTranspose2dMatchesReference() {
+        var rng = RandomGenerator(seed: 13)
+        let cases: [(x: [Int], w: [Int], s: (Int, Int), p: (Int, Int), op: (Int, Int), d: (Int, Int))] = [
+            ([2, 3, 4, 5], [3, 2, 3, 3], (2, 2), (1, 1), (1, 0), (1, 1)),
+            ([1, 2, 3, 3], [2, 4, 4, 4], (2, 2), (1, 1), (0, 0), (1, 1)),
+            ([2, 2, 4, 3], [2, 3, 3, 2], (1, 1), (1, 0), (0, 0), (2, 1)),
+            ([2, 2, 3, 4], [2, 2, 3, 3], (1, 3), (0, 2), (1, 2), (2, 1)),  // outputPadding < dilation
+            ([3, 4, 5, 4], [4, 3, 1, 1], (1, 1), (0, 0), (0, 0), (1, 1)),
+        ]
+        for cs in cases {
+            let x = rng.normal(cs.x), w = rng.normal(cs.w), b = rng.normal([cs.w[1]])
+            let ref = referenceConvTranspose2d(x, w, b, stride: cs.s, padding: cs.p, outputPadding: cs.op, dilation: cs.d)
+            for lowering in [nil, ConvLowering.im2col, .shifted] {
+                let y = convTranspose2d(x, weight: w, bias: b, stride: cs.s, padding: cs.p, outputPadding: cs.op,
+                                        dilation: cs.d, lowering: lowering)
+                #expect(y.shape == ref.shape, "\(cs)")
+                #expect(maxAbsDiff(y, ref) < 1e-4, "\(cs)")
+                let r = GradientCheck.check([x, w, b]) { v in
+                    convTranspose2d(v[0], weight: v[1], bias: v[2], stride: cs.s, padding: cs.p, outputPadding: cs.op,
+                                    dilation: cs.d, lowering: lowering)
+                }
+                #expect(r.passed, "\(cs) \(String(describing: lowering)): \(r)")
+            }
+        }
+    }
+
+    /// Stride-2 transposed conv with a 2x2 box kernel is nearest-neighbour 2x upsampling.
+    @Test func convTransposeBoxIsNearestUpsampling() {
+        let x = Tensor([1, 2, 3, 4, 5, 6], shape: [1, 1, 2, 3])
+        let y = convTranspose2d(x, weight: Tensor.ones([1, 1, 2, 2]), stride: (2, 2))
+        #expect(y.shape == [1, 1, 4, 6])
+        #expect(y.scalars == [1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 4, 4, 5, 5, 6, 6])
+    }
+
+    /// conv2d and convTranspose2d with the same weight are adjoint: <conv(x), y> = <x, convT(y)>.
+    @Test func transposeIsAdjoint() {
+        var rng = RandomGenerator(seed: 14)
+        let x = rng.normal([2, 3, 9, 8]), w = rng.normal([4, 3, 3, 3])
+        let y = conv2d(x, weight: w, stride: (2, 2), padding: (1, 1))
+        let v = rng.normal(y.shape)
+        let xt = convTranspose2d(v, weight: w, stride: (2, 2), padding: (1, 1), outputPadding: (0, 1))
+        #expect(xt.shape == x.shape)
+        let lhs = (y * v).sum().item, rhs = (x * xt).sum().item
+        #expect(abs(lhs - rhs) < 1e-3 * Swift.max(1, abs(lhs)))
+    }
+}
