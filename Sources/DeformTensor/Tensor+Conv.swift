@@ -194,19 +194,22 @@ extension ConvGeometry {
 extension ConvGeometry {
     /// y [n, o, ho, wo] = conv(x, weight) + bias.
     func forward(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, lowering: ConvLowering? = nil) -> Tensor {
-        var y = Tensor(uninitializedShape: [n, o, ho, wo])
+        let y = Tensor(uninitializedShape: [n, o, ho, wo])
         if y.count == 0 { return y }
-        let xp = x.dataPointer, wt = weight.dataPointer, yp = y.dataPointer
+        let xp = x.dataPointer, wt = weight.dataPointer, yp = y.dataPointer, bp = bias?.dataPointer
         let g = self
         switch resolve(lowering) {
         case .im2col:
             forEachChunk(n) { _, images in
                 let col = g.isPointwise ? nil : ScratchBuffer(g.ckk * g.outPlane)
                 for b in images {
-                    let xi = xp + b * g.c * g.inPlane
+                    let xi = xp + b * g.c * g.inPlane, yi = yp + b * g.o * g.outPlane
                     if let col { g.im2col(xi, col.pointer) }
                     sgemm(false, false, g.o, g.outPlane, g.ckk, wt, g.ckk, col?.pointer ?? xi, g.outPlane,
-                          beta: 0, yp + b * g.o * g.outPlane, g.outPlane)
+                          beta: 0, yi, g.outPlane)
+                    if let bp {
+                        for k in 0..<g.o { addScalar(bp[k], yi + k * g.outPlane, g.outPlane) }
+                    }
                 }
             }
         case .shifted:
@@ -225,52 +228,55 @@ extension ConvGeometry {
                         }
                     }
                     let yi = yp + b * g.o * g.outPlane
-                    for r in 0..<(g.o * g.ho) { (yi + r * g.wo).update(from: acc.pointer + r * g.wp, count: g.wo) }
+                    for k in 0..<g.o {
+                        let v = bp?[k] ?? 0
+                        for i in 0..<g.ho {
+                            let src = acc.pointer + (k * g.ho + i) * g.wp, dst = yi + (k * g.ho + i) * g.wo
+                            for j in 0..<g.wo { dst[j] = src[j] + v }
+                        }
+                    }
                 }
             }
         }
-        if let bias { addBias(&y, bias) }
         return y
     }
 
-    private func addBias(_ y: inout Tensor, _ bias: Tensor) {
-        let yp = y.dataPointer, bp = bias.dataPointer, plane = outPlane, oc = o
-        Threads.parallelRanges(n * o, minChunk: Swift.max(1, 16384 / Swift.max(plane, 1))) { r in
-            for p in r {
-                let v = bp[p % oc], row = yp + p * plane
-                for j in 0..<plane { row[j] += v }
-            }
-        }
-    }
-
-    /// Gradients of `forward` w.r.t. its input ([n, c, h, w]) and weight ([o, c, kh, kw]) for the
-    /// output cotangent `gy` [n, o, ho, wo]. `x` is needed only for the weight gradient, `weight`
-    /// only for the input gradient.
-    func backward(_ gy: Tensor, x: Tensor?, weight: Tensor?, lowering: ConvLowering? = nil) -> (input: Tensor?, weight: Tensor?) {
+    /// Gradients of `forward` w.r.t. its input ([n, c, h, w]), weight ([o, c, kh, kw]) and bias
+    /// ([o]) for the output cotangent `gy` [n, o, ho, wo]. `x` is needed only for the weight
+    /// gradient, `weight` only for the input gradient.
+    func backward(_ gy: Tensor, x: Tensor?, weight: Tensor?, bias wantBias: Bool = false,
+                  lowering: ConvLowering? = nil) -> (input: Tensor?, weight: Tensor?, bias: Tensor?) {
         let wantInput = weight != nil, wantWeight = x != nil
-        var gx = wantInput ? Tensor(uninitializedShape: [n, c, h, w]) : nil
+        let gx = wantInput ? Tensor(uninitializedShape: [n, c, h, w]) : nil
         let gw = wantWeight ? Tensor(shape: [o, c, kh, kw], repeating: 0) : nil
+        let gb = wantBias ? Tensor(shape: [o], repeating: 0) : nil
         if n * o * outPlane == 0 || ckk == 0 {
-            gx?.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-            return (gx, gw)
+            gx?.dataPointer.update(repeating: 0, count: gx!.count)
+            return (gx, gw, gb)
         }
         let gyp = gy.dataPointer, xp = x?.dataPointer, wt = weight?.dataPointer, gxp = gx?.dataPointer
         let g = self
         let chunkCount = Swift.min(Threads.coreCount, n)
-        // Per-chunk weight-gradient accumulators, reduced in chunk order afterwards.
+        // Per-chunk weight and bias accumulators, reduced in chunk order afterwards (deterministic).
         let partials = (0..<(wantWeight ? chunkCount : 0)).map { _ in ScratchBuffer(g.o * g.ckk) }
+        let biasPartials = (0..<(wantBias ? chunkCount : 0)).map { _ in ScratchBuffer(g.o) }
         let lowering = resolve(lowering)
         var tapWeight: ScratchBuffer? = nil
         if lowering == .shifted, let wt { tapWeight = tapMajorWeight(wt) }
         forEachChunk(n) { t, images in
             let gwAcc = wantWeight ? partials[t].pointer : nil
             gwAcc?.update(repeating: 0, count: g.o * g.ckk)
+            let gbAcc = wantBias ? biasPartials[t].pointer : nil
+            gbAcc?.update(repeating: 0, count: g.o)
             switch lowering {
             case .im2col:
                 let col = wantWeight && !g.isPointwise ? ScratchBuffer(g.ckk * g.outPlane) : nil
                 let dcol = wantInput && !g.isPointwise ? ScratchBuffer(g.ckk * g.outPlane) : nil
                 for b in images {
                     let gyi = gyp + b * g.o * g.outPlane
+                    if let gbAcc {
+                        for k in 0..<g.o { gbAcc[k] += rowSum(gyi + k * g.outPlane, g.outPlane) }
+                    }
                     if let xp, let gwAcc {
                         let xi = xp + b * g.c * g.inPlane
                         if let col { g.im2col(xi, col.pointer) }
@@ -299,6 +305,9 @@ extension ConvGeometry {
                 for b in images {
                     let gyi = gyp + b * g.o * g.outPlane
                     for r in 0..<(g.o * g.ho) { (gyPitched.pointer + r * g.wp).update(from: gyi + r * g.wo, count: g.wo) }
+                    if let gbAcc {
+                        for k in 0..<g.o { gbAcc[k] += rowSum(gyi + k * g.outPlane, g.outPlane) }
+                    }
                     if let xp, let padded, let gwTaps {
                         g.pad(xp + b * g.c * g.inPlane, padded.pointer)
                         for ki in 0..<g.kh {
@@ -330,13 +339,43 @@ extension ConvGeometry {
                 }
             }
         }
-        if wantWeight, let gwp = gw?.dataPointer {
+        if let gwp = gw?.dataPointer {
             for p in partials {
                 for i in 0..<(o * ckk) { gwp[i] += p.pointer[i] }
             }
         }
-        return (gx, gw)
+        if let gbp = gb?.dataPointer {
+            for p in biasPartials {
+                for i in 0..<o { gbp[i] += p.pointer[i] }
+            }
+        }
+        return (gx, gw, gb)
     }
+}
+
+/// Adds `v` to `count` floats (bias broadcast over one channel plane).
+@inline(__always)
+func addScalar(_ v: Float, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    for j in 0..<count { p[j] += v }
+}
+
+/// Sum of `count` floats with several independent accumulators (a single running sum is a serial
+/// dependency chain the compiler may not reorder).
+@inline(__always)
+func rowSum(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
+    let raw = UnsafeRawPointer(p)
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+    var j = 0
+    while j + 32 <= count {
+        a0 += raw.loadUnaligned(fromByteOffset: 4 * j, as: SIMD8<Float>.self)
+        a1 += raw.loadUnaligned(fromByteOffset: 4 * (j + 8), as: SIMD8<Float>.self)
+        a2 += raw.loadUnaligned(fromByteOffset: 4 * (j + 16), as: SIMD8<Float>.self)
+        a3 += raw.loadUnaligned(fromByteOffset: 4 * (j + 24), as: SIMD8<Float>.self)
+        j += 32
+    }
+    var s = ((a0 + a1) + (a2 + a3)).sum()
+    while j < count { s += p[j]; j += 1 }
+    return s
 }
 
 /// Sum of `g` [n, ch, ...] over every axis but 1: the bias gradient of conv layers.
@@ -344,12 +383,11 @@ func channelSums(_ g: Tensor) -> Tensor {
     let n = g.shape[0], ch = g.shape[1], plane = g.count / Swift.max(n * ch, 1)
     let out = Tensor(shape: [ch], repeating: 0)
     let gp = g.dataPointer, op = out.dataPointer
-    for b in 0..<n {
-        for k in 0..<ch {
-            let row = gp + (b * ch + k) * plane
+    Threads.parallelRanges(ch, minChunk: Swift.max(1, 65536 / Swift.max(n * plane, 1))) { r in
+        for k in r {
             var s: Float = 0
-            for j in 0..<plane { s += row[j] }
-            op[k] += s
+            for b in 0..<n { s += rowSum(gp + (b * ch + k) * plane, plane) }
+            op[k] = s
         }
     }
     return out
@@ -405,8 +443,8 @@ func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), 
     guard GradMode.isEnabled, inputs.contains(where: { $0.isTracked }) else { return y }
     let needX = input.isTracked, needW = weight.isTracked, needB = bias?.isTracked ?? false, hasBias = bias != nil
     return Tensor.record(op, output: y, inputs: inputs) { gy in
-        let (gx, gw) = g.backward(gy, x: needW ? xd : nil, weight: needX ? wd : nil, lowering: lowering)
-        return [gx, gw] + (hasBias ? [needB ? channelSums(gy) : nil] : [])
+        let (gx, gw, gb) = g.backward(gy, x: needW ? xd : nil, weight: needX ? wd : nil, bias: needB, lowering: lowering)
+        return [gx, gw] + (hasBias ? [gb] : [])
     }
 }
 
@@ -458,9 +496,8 @@ func convTranspose2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (In
     let y = g.backward(xd, x: nil, weight: wd, lowering: lowering).input!
     if let bias {
         let yp = y.dataPointer, bp = bias.dataPointer, plane = hOut * wOut
-        for p in 0..<(n * cout) {
-            let v = bp[p % cout], row = yp + p * plane
-            for j in 0..<plane { row[j] += v }
+        Threads.parallelRanges(n * cout, minChunk: Swift.max(1, 65536 / plane)) { r in
+            for p in r { addScalar(bp[p % cout], yp + p * plane, plane) }
         }
     }
     let inputs = [input, weight] + (bias.map { [$0] } ?? [])
