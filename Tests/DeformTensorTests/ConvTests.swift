@@ -177,3 +177,94 @@ struct ConvCase: CustomStringConvertible {
         #expect(abs(lhs - rhs) < 1e-3 * Swift.max(1, abs(lhs)))
     }
 }
+
+// MARK: - Pooling
+
+func referenceAvgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let ho = (h + 2 * padding.0 - kernel.0) / stride.0 + 1, wo = (w + 2 * padding.1 - kernel.1) / stride.1 + 1
+    var y = [Float]()
+    for b in 0..<n { for ch in 0..<c { for i in 0..<ho { for j in 0..<wo {
+        var s = 0.0
+        for ki in 0..<kernel.0 { for kj in 0..<kernel.1 {
+            let r = i * stride.0 - padding.0 + ki, q = j * stride.1 - padding.1 + kj
+            if r >= 0 && r < h && q >= 0 && q < w { s += Double(x[b, ch, r, q]) }
+        } }
+        y.append(Float(s / Double(kernel.0 * kernel.1)))
+    } } } }
+    return Tensor(y, shape: [n, c, ho, wo])
+}
+
+func referenceMaxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let ho = (h + 2 * padding.0 - kernel.0) / stride.0 + 1, wo = (w + 2 * padding.1 - kernel.1) / stride.1 + 1
+    var y = [Float]()
+    for b in 0..<n { for ch in 0..<c { for i in 0..<ho { for j in 0..<wo {
+        var m = -Float.infinity
+        for ki in 0..<kernel.0 { for kj in 0..<kernel.1 {
+            let r = i * stride.0 - padding.0 + ki, q = j * stride.1 - padding.1 + kj
+            if r >= 0 && r < h && q >= 0 && q < w { m = Swift.max(m, x[b, ch, r, q]) }
+        } }
+        y.append(m)
+    } } } }
+    return Tensor(y, shape: [n, c, ho, wo])
+}
+
+@Suite struct PoolTests {
+    static let cases: [(x: [Int], k: (Int, Int), s: (Int, Int)?, p: (Int, Int))] = [
+        ([2, 3, 6, 7], (2, 2), nil, (0, 0)),
+        ([1, 2, 7, 5], (3, 3), (2, 2), (1, 1)),
+        ([2, 2, 5, 8], (3, 2), (1, 2), (1, 0)),
+        ([1, 3, 9, 9], (5, 4), (3, 2), (2, 1)),
+    ]
+
+    /// Distinct values at least 0.1 apart, so max pooling has no near-ties for finite differences.
+    static func spreadInput(_ shape: [Int], seed: UInt64) -> Tensor {
+        var rng = RandomGenerator(seed: seed)
+        let count = shape.reduce(1, *)
+        return Tensor(rng.permutation(count).map { Float($0) * 0.1 - Float(count) * 0.05 }, shape: shape)
+    }
+
+    @Test func avgPoolMatchesReferenceAndGradients() {
+        var rng = RandomGenerator(seed: 20)
+        for cs in Self.cases {
+            let x = rng.normal(cs.x)
+            let ref = referenceAvgPool2d(x, kernel: cs.k, stride: cs.s ?? cs.k, padding: cs.p)
+            let y = avgPool2d(x, kernel: cs.k, stride: cs.s, padding: cs.p)
+            #expect(y.shape == ref.shape)
+            #expect(maxAbsDiff(y, ref) < 1e-5)
+            let r = GradientCheck.check([x]) { avgPool2d($0[0], kernel: cs.k, stride: cs.s, padding: cs.p) }
+            #expect(r.passed, "\(cs.x) \(cs.k): \(r)")
+        }
+    }
+
+    @Test func maxPoolMatchesReferenceAndGradients() {
+        for (i, cs) in Self.cases.enumerated() {
+            let x = Self.spreadInput(cs.x, seed: UInt64(30 + i))
+            let ref = referenceMaxPool2d(x, kernel: cs.k, stride: cs.s ?? cs.k, padding: cs.p)
+            let y = maxPool2d(x, kernel: cs.k, stride: cs.s, padding: cs.p)
+            #expect(y.shape == ref.shape)
+            #expect(maxAbsDiff(y, ref) == 0)
+            let r = GradientCheck.check([x]) { maxPool2d($0[0], kernel: cs.k, stride: cs.s, padding: cs.p) }
+            #expect(r.passed, "\(cs.x) \(cs.k): \(r)")
+        }
+    }
+
+    /// Padding counts as zeros in the average (count_include_pad) and never wins the max.
+    @Test func paddingConventions() {
+        let x = Tensor([1, 2, 3, 4], shape: [1, 1, 2, 2])
+        let avg = avgPool2d(x, kernel: (2, 2), stride: (1, 1), padding: (1, 1))
+        #expect(avg.shape == [1, 1, 3, 3])
+        #expect(avg.scalars == [0.25, 0.75, 0.5, 1, 2.5, 1.5, 0.75, 1.75, 1])
+        let neg = Tensor([-1, -2, -3, -4], shape: [1, 1, 2, 2])
+        #expect(maxPool2d(neg, kernel: (2, 2), stride: (1, 1), padding: (1, 1)).scalars == [-1, -1, -2, -1, -1, -2, -3, -3, -4])
+    }
+
+    /// Ties send the gradient to the first maximum only, and windows that share a maximum add up.
+    @Test func maxPoolGradientRouting() {
+        let x = Tensor([3, 3, 1, 4, 2], shape: [1, 1, 1, 5]).requiringGrad()
+        let y = maxPool2d(x, kernel: (1, 2), stride: (1, 1))
+        #expect(y.scalars == [3, 3, 4, 4])
+        #expect(grad(of: y.sum(), wrt: x).scalars == [1, 1, 0, 2, 0])
+    }
+}
