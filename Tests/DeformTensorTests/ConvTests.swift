@@ -268,3 +268,33 @@ func referenceMaxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), pad
         #expect(grad(of: y.sum(), wrt: x).scalars == [1, 1, 0, 2, 0])
     }
 }
+
+/// For an op that is linear in `x` (or piecewise linear with fixed routing, like max pooling),
+/// the gradient of <f(x), v> is f^T(v), so <f(x), v> = <x, grad>. Cheap enough to run on inputs
+/// large enough to exercise the multi-threaded paths, where finite differences would be too slow.
+func adjointGap(_ x: Tensor, seed: UInt64, _ f: (Tensor) -> Tensor) -> (gap: Double, scale: Double) {
+    var rng = RandomGenerator(seed: seed)
+    let xv = x.requiringGrad()
+    let y = f(xv)
+    let v = rng.normal(y.shape)
+    let g = grad(of: y, wrt: [xv], seed: v)[0]
+    let lhs = zip(y.scalars, v.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+    let rhs = zip(x.scalars, g.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+    return (abs(lhs - rhs), Swift.max(1, abs(lhs)))
+}
+
+extension PoolTests {
+    @Test func largePoolingMatchesReferenceOnThreads() {
+        let x = Self.spreadInput([4, 8, 32, 32], seed: 50) * 0.01
+        let avg = avgPool2d(x, kernel: (3, 3), stride: (2, 2), padding: (1, 1))
+        #expect(maxAbsDiff(avg, referenceAvgPool2d(x, kernel: (3, 3), stride: (2, 2), padding: (1, 1))) < 1e-5)
+        let mx = maxPool2d(x, kernel: (3, 3), stride: (2, 2), padding: (1, 1))
+        #expect(maxAbsDiff(mx, referenceMaxPool2d(x, kernel: (3, 3), stride: (2, 2), padding: (1, 1))) == 0)
+        let ops: [(Tensor) -> Tensor] = [{ avgPool2d($0, kernel: (3, 3), stride: (2, 2), padding: (1, 1)) },
+                                         { maxPool2d($0, kernel: (3, 3), stride: (2, 2), padding: (1, 1)) }]
+        for (i, f) in ops.enumerated() {
+            let (gap, scale) = adjointGap(x, seed: UInt64(51 + i), f)
+            #expect(gap < 1e-4 * scale)
+        }
+    }
+}

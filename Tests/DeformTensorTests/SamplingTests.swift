@@ -232,3 +232,75 @@ extension Tensor {
         return Tensor(v, shape: Array(a.shape.dropLast()) + [ka + kb])
     }
 }
+
+/// Gradient of <gridSample(x, grid), v> w.r.t. each grid point by central differences of the
+/// Double reference at that point only (each point affects only its own outputs).
+func referenceGridGradient(_ x: Tensor, _ grid: Tensor, _ v: Tensor, padding: GridPadding, alignCorners: Bool) -> [Float] {
+    let dims = grid.shape.last!
+    let spatial = Array(x.shape.dropFirst(2)), c = x.shape[1]
+    let points = grid.count / (dims * x.shape[0])
+    let gs = grid.scalars, vs = v.scalars, xs = x.scalars
+    let volume = spatial.reduce(1, *)
+    var out = [Float]()
+    for q in 0..<(grid.count / dims) {
+        let b = q / points, p = q % points
+        func loss(_ coords: [Float]) -> Double {
+            // Pixel coordinates in (x, y[, z]) order, sizes (W, H[, D]).
+            let sizes = Array(spatial.reversed())
+            let pix = zip(coords, sizes).map { referencePixel($0, size: $1, padding: padding, alignCorners: alignCorners) }
+            var s = 0.0
+            for ch in 0..<c {
+                let base = (b * c + ch) * volume
+                let val = referenceInterpolate(pix, sizes: sizes) { idx in
+                    var flat = 0
+                    for a in stride(from: dims - 1, through: 0, by: -1) { flat = flat * sizes[a] + idx[a] }
+                    return Double(xs[base + flat])
+                }
+                s += val * Double(vs[(b * c + ch) * points + p])
+            }
+            return s
+        }
+        let coords = Array(gs[(q * dims)..<((q + 1) * dims)])
+        for a in 0..<dims {
+            var plus = coords, minus = coords
+            plus[a] += 1e-3; minus[a] -= 1e-3
+            let h = Double(plus[a]) - Double(minus[a])
+            out.append(Float((loss(plus) - loss(minus)) / h))
+        }
+    }
+    return out
+}
+
+extension SamplingTests {
+    /// Sizes big enough for the multi-threaded forward and backward paths.
+    @Test func largeGridSamplesMatchReferenceOnThreads() {
+        var rng = RandomGenerator(seed: 60)
+        for dims in [2, 3] {
+            let x = dims == 2 ? rng.normal([2, 8, 12, 10]) : rng.normal([2, 4, 5, 6, 7])
+            let gridShape = dims == 2 ? [2, 32, 32, 2] : [2, 8, 8, 16, 3]
+            let grid = randomGrid(gridShape, sizes: Array(x.shape.dropFirst(2).reversed()), alignCorners: false, seed: 61)
+            let sample = { (x: Tensor, g: Tensor) in dims == 2 ? gridSample(x, grid: g, padding: .zeros) : gridSample3d(x, grid: g, padding: .zeros) }
+            let y = sample(x, grid)
+            let ref = dims == 2 ? referenceGridSample(x, grid, padding: .zeros, alignCorners: false)
+                                : referenceGridSample3d(x, grid, padding: .zeros, alignCorners: false)
+            #expect(maxAbsDiff(y, ref) < 1e-5)
+            let (gap, scale) = adjointGap(x, seed: 62) { sample($0, grid) }
+            #expect(gap < 1e-4 * scale, "\(dims)-D input gradient")
+            let v = rng.normal(y.shape)
+            let gv = grid.requiringGrad()
+            let gGrid = grad(of: sample(x, gv), wrt: [gv], seed: v)[0]
+            let expected = referenceGridGradient(x, grid, v, padding: .zeros, alignCorners: false)
+            let err = zip(gGrid.scalars, expected).map { abs($0 - $1) / Swift.max(1, abs($1)) }.max()!
+            #expect(err < 1e-3, "\(dims)-D grid gradient")
+        }
+        // Upsampling on many planes.
+        let img = rng.normal([4, 16, 9, 11])
+        #expect(maxAbsDiff(upsampleBilinear2d(img, size: (20, 17)), referenceUpsampleBilinear(img, size: (20, 17), alignCorners: false)) < 1e-5)
+        #expect(maxAbsDiff(upsampleNearest2d(img, size: (20, 17)), referenceUpsampleNearest(img, size: (20, 17))) == 0)
+        let ops: [(Tensor) -> Tensor] = [{ upsampleBilinear2d($0, size: (20, 17)) }, { upsampleNearest2d($0, size: (20, 17)) }]
+        for (i, f) in ops.enumerated() {
+            let (gap, scale) = adjointGap(img, seed: UInt64(63 + i), f)
+            #expect(gap < 1e-4 * scale)
+        }
+    }
+}
