@@ -35,20 +35,28 @@ struct ConvGeometry {
     func tapOffset(_ ki: Int, _ kj: Int) -> Int { ki * dh * wp + kj * dw }
 }
 
-enum ConvLowering { case im2col, shifted }
+enum ConvLowering { case im2col, shifted, winograd }
 
 extension ConvGeometry {
-    /// The lowering used unless a test forces one. The shifted form does kh*kw GEMMs with inner
-    /// dimension c (or o), so it pays off only when those are wide enough to keep sgemm efficient.
-    var preferredLowering: ConvLowering {
-        if sh != 1 || sw != 1 || isPointwise { return .im2col }
-        return Swift.min(c, o) >= 32 && taps > 1 ? .shifted : .im2col
+    /// 3x3, stride 1, undilated, output size by the usual formula: Winograd F(2x2, 3x3) applies.
+    var winogradApplies: Bool {
+        kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 && ho == h + 2 * ph - 2 && wo == w + 2 * pw - 2
     }
 
-    /// A requested lowering, or the preferred one; the shifted form exists for stride 1 only.
+    /// The lowering used unless a test forces one. The GEMM-per-tap forms (shifted, Winograd) have
+    /// inner dimension c (or o), so they pay off only when that is wide enough to keep sgemm
+    /// efficient; narrow layers unfold into one deeper GEMM instead.
+    var preferredLowering: ConvLowering {
+        if sh != 1 || sw != 1 || isPointwise || Swift.min(c, o) < 32 || taps == 1 { return .im2col }
+        return winogradApplies ? .winograd : .shifted
+    }
+
+    /// A requested lowering, or the preferred one, falling back where the request does not apply.
     func resolve(_ requested: ConvLowering?) -> ConvLowering {
-        guard let requested else { return preferredLowering }
-        return requested == .shifted && (sh != 1 || sw != 1) ? .im2col : requested
+        let r = requested ?? preferredLowering
+        if r == .winograd && !winogradApplies { return sh == 1 && sw == 1 ? .shifted : .im2col }
+        if r == .shifted && (sh != 1 || sw != 1) { return .im2col }
+        return r
     }
 }
 
@@ -189,6 +197,165 @@ extension ConvGeometry {
     }
 }
 
+// MARK: - Winograd F(2x2, 3x3)
+
+/// Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray 2016) for a 3x3, stride-1, undilated
+/// correlation of one image [cIn, hIn, wIn] with padding (padH, padW): each 2x2 output tile is
+/// `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d Bᵀ)] A` of its 4x4 input patch `d`, so the channel mixing becomes 16 GEMMs
+/// [cOut, cIn] x [cIn, tiles] with 2.25x fewer multiplications than the direct form. The
+/// transforms only add, subtract and halve, so rounding stays close to direct summation.
+///
+/// Tiles are processed in blocks of whole tile rows sized so the transformed block stays in cache.
+struct WinogradPlan {
+    let cIn, cOut, hIn, wIn, padH, padW, hOut, wOut: Int
+    /// Tile grid and the padded input: `hp` rows of pitch `pitch`, zero outside the image. The
+    /// pitch covers whole groups of 8 tiles so vector loads never leave a row.
+    let th, tw, hp, pitch: Int
+    let rowsPerBlock: Int
+    /// Leading dimension of the transformed blocks (one block of tiles plus slack for the
+    /// 8-wide stores and loads of the last group).
+    let ld: Int
+
+    init(cIn: Int, cOut: Int, hIn: Int, wIn: Int, padH: Int, padW: Int) {
+        self.cIn = cIn; self.cOut = cOut; self.hIn = hIn; self.wIn = wIn; self.padH = padH; self.padW = padW
+        hOut = hIn + 2 * padH - 2; wOut = wIn + 2 * padW - 2
+        th = (hOut + 1) / 2; tw = (wOut + 1) / 2
+        hp = 2 * th + 2
+        pitch = 2 * ((tw + 7) / 8 * 8) + 2
+        // About 512 KB for each of the input and output transforms of a block.
+        rowsPerBlock = Swift.max(1, Swift.min(th, 8192 / Swift.max(Swift.max(cIn, cOut), 1) / Swift.max(tw, 1)))
+        ld = rowsPerBlock * tw + 8
+    }
+
+    var paddedCount: Int { cIn * hp * pitch }
+    var inputBlockCount: Int { 16 * cIn * ld }
+    var outputBlockCount: Int { 16 * cOut * ld }
+
+    /// U = G g Gᵀ for every (out, in) channel pair, stored [16][cOut][cIn]. With `adjoint`, the
+    /// kernel of the input gradient: weight [cIn, cOut, 3, 3] transposed and rotated by 180°.
+    static func transformWeight(_ wt: UnsafePointer<Float>, cOut: Int, cIn: Int, adjoint: Bool) -> ScratchBuffer {
+        let u = ScratchBuffer(16 * cOut * cIn)
+        for oc in 0..<cOut {
+            for ic in 0..<cIn {
+                var g = [Float](repeating: 0, count: 9)
+                for k in 0..<9 { g[k] = adjoint ? wt[(ic * cOut + oc) * 9 + 8 - k] : wt[(oc * cIn + ic) * 9 + k] }
+                // G g (4x3), then (G g) Gᵀ (4x4).
+                var gg = [Float](repeating: 0, count: 12)
+                for j in 0..<3 {
+                    let a = g[j], b = g[3 + j], c = g[6 + j]
+                    gg[j] = a; gg[3 + j] = (a + b + c) * 0.5; gg[6 + j] = (a - b + c) * 0.5; gg[9 + j] = c
+                }
+                for i in 0..<4 {
+                    let a = gg[3 * i], b = gg[3 * i + 1], c = gg[3 * i + 2]
+                    let row = [a, (a + b + c) * 0.5, (a - b + c) * 0.5, c]
+                    for j in 0..<4 { u.pointer[((4 * i + j) * cOut + oc) * cIn + ic] = row[j] }
+                }
+            }
+        }
+        return u
+    }
+
+    /// Copies one image into the zero-padded tile layout.
+    func pad(_ x: UnsafePointer<Float>, _ p: UnsafeMutablePointer<Float>) {
+        p.update(repeating: 0, count: paddedCount)
+        for ch in 0..<cIn {
+            for i in 0..<hIn {
+                (p + (ch * hp + padH + i) * pitch + padW).update(from: x + (ch * hIn + i) * wIn, count: wIn)
+            }
+        }
+    }
+
+    /// Bᵀ d B for 8 horizontally adjacent tiles starting at tile column `tj`, reading the four
+    /// padded rows from `r` and storing the 16 transformed values of each tile at `dst + ξ·stride`.
+    @inline(__always)
+    private func inputTransform(_ r: UnsafeRawPointer, _ tj: Int, _ dst: UnsafeMutablePointer<Float>, _ stride: Int) {
+        // Column k of tile j is padded column 2j + k: even/odd lanes of two overlapping loads.
+        @inline(__always) func cols(_ k: Int) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+            let row = r + 4 * k * pitch + 8 * tj
+            let a = row.loadUnaligned(as: SIMD16<Float>.self), b = row.loadUnaligned(fromByteOffset: 8, as: SIMD16<Float>.self)
+            return (a.evenHalf, a.oddHalf, b.evenHalf, b.oddHalf)
+        }
+        let d0 = cols(0), d1 = cols(1), d2 = cols(2), d3 = cols(3)
+        // Bᵀ d: row combinations.
+        let t0 = (d0.0 - d2.0, d0.1 - d2.1, d0.2 - d2.2, d0.3 - d2.3)
+        let t1 = (d1.0 + d2.0, d1.1 + d2.1, d1.2 + d2.2, d1.3 + d2.3)
+        let t2 = (d2.0 - d1.0, d2.1 - d1.1, d2.2 - d1.2, d2.3 - d1.3)
+        let t3 = (d1.0 - d3.0, d1.1 - d3.1, d1.2 - d3.2, d1.3 - d3.3)
+        // (Bᵀ d) B: the same combinations of columns.
+        @inline(__always) func store(_ i: Int, _ t: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)) {
+            let base = UnsafeMutableRawPointer(dst + 4 * i * stride)
+            base.storeBytes(of: t.0 - t.2, as: SIMD8<Float>.self)
+            base.storeBytes(of: t.1 + t.2, toByteOffset: 4 * stride, as: SIMD8<Float>.self)
+            base.storeBytes(of: t.2 - t.1, toByteOffset: 8 * stride, as: SIMD8<Float>.self)
+            base.storeBytes(of: t.1 - t.3, toByteOffset: 12 * stride, as: SIMD8<Float>.self)
+        }
+        store(0, t0); store(1, t1); store(2, t2); store(3, t3)
+    }
+
+    /// Correlates one padded image (see ``pad(_:_:)``) with the transformed weight `u` and writes
+    /// [cOut, hOut, wOut] (plus `bias` per output channel) to `y`.
+    func run(padded p: UnsafePointer<Float>, u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+             y: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>) {
+        var tr0 = 0
+        while tr0 < th {
+            let tr1 = Swift.min(th, tr0 + rowsPerBlock)
+            let tiles = (tr1 - tr0) * tw
+            // Input transform: V[ξ][ci][tile].
+            for ci in 0..<cIn {
+                for ti in tr0..<tr1 {
+                    let rows = UnsafeRawPointer(p + (ci * hp + 2 * ti) * pitch)
+                    let dst = v + ci * ld + (ti - tr0) * tw
+                    var tj = 0
+                    while tj < tw {
+                        inputTransform(rows, tj, dst + tj, cIn * ld)
+                        tj += 8
+                    }
+                }
+            }
+            for xi in 0..<16 {
+                sgemm(false, false, cOut, tiles, cIn, u + xi * cOut * cIn, cIn, v + xi * cIn * ld, ld,
+                      beta: 0, m + xi * cOut * ld, ld)
+            }
+            // Output transform: Aᵀ M A per tile, cropped to the output.
+            for oc in 0..<cOut {
+                let b = bias?[oc] ?? 0
+                let plane = y + oc * hOut * wOut
+                for ti in tr0..<tr1 {
+                    let r0 = 2 * ti, hasR1 = r0 + 1 < hOut
+                    var tj = 0
+                    while tj < tw {
+                        let src = UnsafeRawPointer(m + oc * ld + (ti - tr0) * tw + tj)
+                        @inline(__always) func mm(_ xi: Int) -> SIMD8<Float> {
+                            src.loadUnaligned(fromByteOffset: 4 * xi * cOut * ld, as: SIMD8<Float>.self)
+                        }
+                        // Aᵀ M: rows (m0 + m1 + m2) and (m1 - m2 - m3) of each column j.
+                        @inline(__always) func col(_ j: Int) -> (SIMD8<Float>, SIMD8<Float>) {
+                            let m1 = mm(4 + j), m2 = mm(8 + j)
+                            return (mm(j) + m1 + m2, m1 - m2 - mm(12 + j))
+                        }
+                        let c0 = col(0), c1 = col(1), c2 = col(2), c3 = col(3)
+                        let y00 = c0.0 + c1.0 + c2.0 + b, y01 = c1.0 - c2.0 - c3.0 + b
+                        let y10 = c0.1 + c1.1 + c2.1 + b, y11 = c1.1 - c2.1 - c3.1 + b
+                        let count = Swift.min(8, tw - tj)
+                        let row0 = plane + r0 * wOut, row1 = plane + (r0 + 1) * wOut
+                        for lane in 0..<count {
+                            let col = 2 * (tj + lane)
+                            row0[col] = y00[lane]
+                            if col + 1 < wOut { row0[col + 1] = y01[lane] }
+                            if hasR1 {
+                                row1[col] = y10[lane]
+                                if col + 1 < wOut { row1[col + 1] = y11[lane] }
+                            }
+                        }
+                        tj += 8
+                    }
+                }
+            }
+            tr0 = tr1
+        }
+    }
+}
+
 // MARK: - Raw kernels (no recording)
 
 extension ConvGeometry {
@@ -237,6 +404,18 @@ extension ConvGeometry {
                     }
                 }
             }
+        case .winograd:
+            let plan = WinogradPlan(cIn: c, cOut: o, hIn: h, wIn: w, padH: ph, padW: pw)
+            let u = WinogradPlan.transformWeight(wt, cOut: o, cIn: c, adjoint: false)
+            forEachChunk(n) { _, images in
+                let padded = ScratchBuffer(plan.paddedCount)
+                let v = ScratchBuffer(plan.inputBlockCount), m = ScratchBuffer(plan.outputBlockCount)
+                for b in images {
+                    plan.pad(xp + b * g.c * g.inPlane, padded.pointer)
+                    plan.run(padded: padded.pointer, u: u.pointer, bias: bp, y: yp + b * g.o * g.outPlane,
+                             v: v.pointer, m: m.pointer)
+                }
+            }
         }
         return y
     }
@@ -261,8 +440,13 @@ extension ConvGeometry {
         let partials = (0..<(wantWeight ? chunkCount : 0)).map { _ in ScratchBuffer(g.o * g.ckk) }
         let biasPartials = (0..<(wantBias ? chunkCount : 0)).map { _ in ScratchBuffer(g.o) }
         let lowering = resolve(lowering)
+        // The input gradient is a 3x3 correlation of gy with the rotated, transposed kernel and
+        // padding 2 - p, so Winograd serves it too when p <= 2; otherwise the shifted form does.
+        let winograd = lowering == .winograd && wantInput && ph <= 2 && pw <= 2
+            ? WinogradPlan(cIn: o, cOut: c, hIn: ho, wIn: wo, padH: 2 - ph, padW: 2 - pw) : nil
+        let winogradWeight = winograd.map { _ in WinogradPlan.transformWeight(wt!, cOut: c, cIn: o, adjoint: true) }
         var tapWeight: ScratchBuffer? = nil
-        if lowering == .shifted, let wt { tapWeight = tapMajorWeight(wt) }
+        if lowering != .im2col && winograd == nil, let wt { tapWeight = tapMajorWeight(wt) }
         forEachChunk(n) { t, images in
             let gwAcc = wantWeight ? partials[t].pointer : nil
             gwAcc?.update(repeating: 0, count: g.o * g.ckk)
@@ -290,13 +474,15 @@ extension ConvGeometry {
                         if let dcol { g.col2im(dcol.pointer, gxi) }
                     }
                 }
-            case .shifted:
+            case .shifted, .winograd:
                 let cols = g.ho * g.wp
                 // gy on the padded row pitch; the columns past wo stay zero so the garbage columns of
                 // the shifted products contribute nothing.
                 let gyPitched = ScratchBuffer(g.o * cols)
                 let padded = wantWeight ? ScratchBuffer(g.c * g.chanPitch) : nil
-                let gxPadded = wantInput ? ScratchBuffer(g.c * g.chanPitch) : nil
+                let gxPadded = tapWeight != nil ? ScratchBuffer(g.c * g.chanPitch) : nil
+                let wPadded = winograd.map { ScratchBuffer($0.paddedCount) }
+                let wv = winograd.map { ScratchBuffer($0.inputBlockCount) }, wm = winograd.map { ScratchBuffer($0.outputBlockCount) }
                 let gwTaps = wantWeight ? ScratchBuffer(g.taps * g.o * g.c) : nil
                 gwTaps?.pointer.update(repeating: 0, count: g.taps * g.o * g.c)
                 for r in 0..<(g.o * g.ho) {
@@ -330,6 +516,11 @@ extension ConvGeometry {
                             }
                         }
                         g.crop(gxPadded.pointer, gxp + b * g.c * g.inPlane)
+                    }
+                    if let winograd, let winogradWeight, let wPadded, let wv, let wm, let gxp {
+                        winograd.pad(gyi, wPadded.pointer)
+                        winograd.run(padded: wPadded.pointer, u: winogradWeight.pointer, bias: nil,
+                                     y: gxp + b * g.c * g.inPlane, v: wv.pointer, m: wm.pointer)
                     }
                 }
                 if let gwTaps, let gwAcc {

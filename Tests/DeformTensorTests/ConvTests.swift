@@ -65,6 +65,11 @@ struct ConvCase: CustomStringConvertible {
         ConvCase(x: [2, 4, 5, 5], w: [3, 4, 1, 1], bias: false),
         ConvCase(x: [2, 3, 6, 7], w: [5, 3, 5, 4], stride: (2, 1), padding: (2, 3), dilation: (1, 2)),
         ConvCase(x: [2, 2, 4, 4], w: [2, 2, 4, 4], padding: (0, 0)),
+        // Winograd tiles: odd and even output sizes, padding 0..3 (3 exceeds the tile-friendly range).
+        ConvCase(x: [2, 3, 6, 5], w: [2, 3, 3, 3], padding: (0, 2)),
+        ConvCase(x: [1, 4, 5, 9], w: [3, 4, 3, 3], padding: (3, 1), bias: false),
+        ConvCase(x: [2, 2, 3, 3], w: [3, 2, 3, 3], padding: (0, 0)),
+        ConvCase(x: [3, 2, 21, 19], w: [2, 2, 3, 3], padding: (1, 1)),
     ]
 
     @Test func conv2dMatchesReference() {
@@ -72,7 +77,7 @@ struct ConvCase: CustomStringConvertible {
         for cs in Self.cases {
             let x = rng.normal(cs.x), w = rng.normal(cs.w), b = cs.bias ? rng.normal([cs.w[0]]) : nil
             let ref = referenceConv2d(x, w, b, stride: cs.stride, padding: cs.padding, dilation: cs.dilation)
-            for lowering in [nil, ConvLowering.im2col, .shifted] {
+            for lowering in [nil, ConvLowering.im2col, .shifted, .winograd] {
                 let y = conv2d(x, weight: w, bias: b, stride: cs.stride, padding: cs.padding, dilation: cs.dilation, lowering: lowering)
                 #expect(y.shape == ref.shape, "\(cs)")
                 #expect(maxAbsDiff(y, ref) < 1e-4, "\(cs) \(String(describing: lowering))")
@@ -82,9 +87,9 @@ struct ConvCase: CustomStringConvertible {
 
     @Test func conv2dGradients() {
         var rng = RandomGenerator(seed: 11)
-        for cs in Self.cases.prefix(5) {
+        for cs in Self.cases.filter({ $0.x.reduce(1, *) < 600 }) {
             let x = rng.normal(cs.x), w = rng.normal(cs.w), b = rng.normal([cs.w[0]])
-            for lowering in [ConvLowering.im2col, .shifted] {
+            for lowering in [ConvLowering.im2col, .shifted, .winograd] {
                 let r = GradientCheck.check([x, w, b]) { v in
                     conv2d(v[0], weight: v[1], bias: cs.bias ? v[2] : nil, stride: cs.stride, padding: cs.padding,
                            dilation: cs.dilation, lowering: lowering)
@@ -94,19 +99,21 @@ struct ConvCase: CustomStringConvertible {
         }
     }
 
-    /// The two lowerings agree on a layer wide enough for the shifted path to be the default.
+    /// The lowerings agree on a layer wide enough for the GEMM-per-tap paths to be the default.
     @Test func loweringsAgreeOnWideLayer() {
         var rng = RandomGenerator(seed: 12)
         let x = rng.normal([3, 32, 9, 10]), w = rng.normal([33, 32, 3, 3], std: 0.1), b = rng.normal([33])
         let g = rng.normal([3, 33, 9, 10])
         var results: [[Tensor]] = []
-        for lowering in [ConvLowering.im2col, .shifted] {
+        for lowering in [ConvLowering.im2col, .shifted, .winograd] {
             let (y, grads) = valueAndGrad(at: [x, w, b]) { v in
                 (conv2d(v[0], weight: v[1], bias: v[2], stride: (1, 1), padding: (1, 1), dilation: (1, 1), lowering: lowering) * g).sum()
             }
             results.append([y] + grads)
         }
-        for (a, b) in zip(results[0], results[1]) { #expect(maxAbsDiff(a, b) < 2e-3 * Swift.max(1, abs(a.scalars.max()!))) }
+        for other in results.dropFirst() {
+            for (a, b) in zip(results[0], other) { #expect(maxAbsDiff(a, b) < 2e-3 * Swift.max(1, abs(a.scalars.max()!))) }
+        }
         #expect(maxAbsDiff(conv2d(x, weight: w, bias: b, padding: (1, 1)),
                            referenceConv2d(x, w, b, padding: (1, 1))) < 1e-4)
     }
@@ -139,11 +146,13 @@ struct ConvCase: CustomStringConvertible {
             ([2, 2, 4, 3], [2, 3, 3, 2], (1, 1), (1, 0), (0, 0), (2, 1)),
             ([2, 2, 3, 4], [2, 2, 3, 3], (1, 3), (0, 2), (1, 2), (2, 1)),  // outputPadding < dilation
             ([3, 4, 5, 4], [4, 3, 1, 1], (1, 1), (0, 0), (0, 0), (1, 1)),
+            ([2, 3, 5, 4], [3, 2, 3, 3], (1, 1), (1, 0), (0, 0), (1, 1)),
+            ([2, 3, 4, 5], [3, 2, 3, 3], (1, 1), (0, 2), (0, 0), (1, 1)),
         ]
         for cs in cases {
             let x = rng.normal(cs.x), w = rng.normal(cs.w), b = rng.normal([cs.w[1]])
             let ref = referenceConvTranspose2d(x, w, b, stride: cs.s, padding: cs.p, outputPadding: cs.op, dilation: cs.d)
-            for lowering in [nil, ConvLowering.im2col, .shifted] {
+            for lowering in [nil, ConvLowering.im2col, .shifted, .winograd] {
                 let y = convTranspose2d(x, weight: w, bias: b, stride: cs.s, padding: cs.p, outputPadding: cs.op,
                                         dilation: cs.d, lowering: lowering)
                 #expect(y.shape == ref.shape, "\(cs)")
