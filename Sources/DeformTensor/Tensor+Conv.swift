@@ -3,12 +3,14 @@ import CBLAS
 
 // 2-D convolution and transposed convolution on cblas_sgemm.
 //
-// Two lowerings share one geometry:
+// Three lowerings share one geometry:
 // - `im2col`: any stride; each image is unfolded into a [C*kh*kw, Ho*Wo] matrix so the convolution
 //   is one GEMM (K = C*kh*kw).
 // - `shifted`: stride 1 only; the image is zero-padded once and every kernel tap is a GEMM on the
 //   padded image read at an offset (the output is computed on the padded row pitch and cropped), so
 //   nothing is unfolded. It moves far less memory, which is what limits im2col on large images.
+// - `winograd`: 3x3 stride 1 only; F(2x2, 3x3) tiles cut the multiplications 2.25x in the forward
+//   pass and in both gradients.
 // Images are split over the cores with 1-thread BLAS; a single image uses threaded BLAS instead.
 
 /// Everything the conv kernels need to know about one convolution, in "forward conv" terms:
@@ -38,17 +40,22 @@ struct ConvGeometry {
 enum ConvLowering { case im2col, shifted, winograd }
 
 extension ConvGeometry {
-    /// 3x3, stride 1, undilated, output size by the usual formula: Winograd F(2x2, 3x3) applies.
+    /// 3x3, stride 1, undilated, padding at most 2 (so the input gradient is a 3x3 correlation
+    /// with padding 2 - p), output size by the usual formula: Winograd F(2x2, 3x3) applies.
     var winogradApplies: Bool {
-        kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 && ho == h + 2 * ph - 2 && wo == w + 2 * pw - 2
+        kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 && ph <= 2 && pw <= 2
+            && ho == h + 2 * ph - 2 && wo == w + 2 * pw - 2
     }
 
-    /// The lowering used unless a test forces one. The GEMM-per-tap forms (shifted, Winograd) have
-    /// inner dimension c (or o), so they pay off only when that is wide enough to keep sgemm
-    /// efficient; narrow layers unfold into one deeper GEMM instead.
+    /// The lowering used unless a test forces one, from timings of forward + backward on this
+    /// machine kind: the GEMM-per-tap forms (shifted, Winograd) avoid unfolding and win on images
+    /// of 16x16 outputs and more, even with few channels; on smaller images (fewer, narrower GEMMs)
+    /// and with one or two input channels the single deep im2col GEMM wins. Winograd splits
+    /// images over the cores, so a batch smaller than the core count uses the shifted form, whose
+    /// large GEMMs thread well.
     var preferredLowering: ConvLowering {
-        if sh != 1 || sw != 1 || isPointwise || Swift.min(c, o) < 32 || taps == 1 { return .im2col }
-        return winogradApplies ? .winograd : .shifted
+        if sh != 1 || sw != 1 || isPointwise || c < 3 || ho * wo < 256 { return .im2col }
+        return winogradApplies && n >= Threads.coreCount ? .winograd : .shifted
     }
 
     /// A requested lowering, or the preferred one, falling back where the request does not apply.
@@ -354,6 +361,103 @@ struct WinogradPlan {
             tr0 = tr1
         }
     }
+
+    // The weight gradient is the adjoint of the tile formula w.r.t. g: for y = Aᵀ[(G g Gᵀ) ⊙ V]A,
+    // dL/dg = Gᵀ [Σ_tiles (A gy Aᵀ) ⊙ V] G, so the sum over tiles is 16 GEMMs with the tiles as
+    // the inner dimension, and the 4x4 -> 3x3 transform runs once per channel pair at the end.
+
+    /// Row pitch of the zero-padded output-gradient copy (whole groups of 8 tiles).
+    var gradPitch: Int { 2 * ((tw + 7) / 8 * 8) }
+    var paddedGradCount: Int { cOut * 2 * th * gradPitch }
+
+    /// Copies gy [cOut, hOut, wOut] into [cOut, 2·th, gradPitch] with zeros past the edges, so
+    /// partial tiles contribute nothing.
+    func padGradient(_ gy: UnsafePointer<Float>, _ p: UnsafeMutablePointer<Float>) {
+        p.update(repeating: 0, count: paddedGradCount)
+        for oc in 0..<cOut {
+            for i in 0..<hOut {
+                (p + (oc * 2 * th + i) * gradPitch).update(from: gy + (oc * hOut + i) * wOut, count: wOut)
+            }
+        }
+    }
+
+    /// Adds Σ_tiles (A gy Aᵀ) ⊙ (Bᵀ d B) for one image to `acc` [16][cOut][cIn]. `p` is the padded
+    /// input (``pad(_:_:)``), `pg` the padded gradient (``padGradient(_:_:)``); `v` and `m` are
+    /// block scratch of ``inputBlockCount`` and ``outputBlockCount`` floats.
+    func accumulateWeightGradient(padded p: UnsafePointer<Float>, paddedGradient pg: UnsafePointer<Float>,
+                                  acc: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>) {
+        var tr0 = 0
+        while tr0 < th {
+            let tr1 = Swift.min(th, tr0 + rowsPerBlock)
+            let tiles = (tr1 - tr0) * tw
+            for ci in 0..<cIn {
+                for ti in tr0..<tr1 {
+                    let rows = UnsafeRawPointer(p + (ci * hp + 2 * ti) * pitch)
+                    let dst = v + ci * ld + (ti - tr0) * tw
+                    var tj = 0
+                    while tj < tw {
+                        inputTransform(rows, tj, dst + tj, cIn * ld)
+                        tj += 8
+                    }
+                }
+            }
+            // A gy Aᵀ per 2x2 gradient tile: rows (g0, g0 + g1, g0 - g1, -g1), then the same on columns.
+            for oc in 0..<cOut {
+                for ti in tr0..<tr1 {
+                    let r0 = UnsafeRawPointer(pg + (oc * 2 * th + 2 * ti) * gradPitch)
+                    let r1 = r0 + 4 * gradPitch
+                    let dst = m + oc * ld + (ti - tr0) * tw
+                    let stride = cOut * ld
+                    var tj = 0
+                    while tj < tw {
+                        let a = r0.loadUnaligned(fromByteOffset: 8 * tj, as: SIMD16<Float>.self)
+                        let b = r1.loadUnaligned(fromByteOffset: 8 * tj, as: SIMD16<Float>.self)
+                        let g00 = a.evenHalf, g01 = a.oddHalf, g10 = b.evenHalf, g11 = b.oddHalf
+                        @inline(__always) func store(_ i: Int, _ x: SIMD8<Float>, _ y: SIMD8<Float>) {
+                            let base = UnsafeMutableRawPointer(dst + 4 * i * stride + tj)
+                            base.storeBytes(of: x, as: SIMD8<Float>.self)
+                            base.storeBytes(of: x + y, toByteOffset: 4 * stride, as: SIMD8<Float>.self)
+                            base.storeBytes(of: x - y, toByteOffset: 8 * stride, as: SIMD8<Float>.self)
+                            base.storeBytes(of: -y, toByteOffset: 12 * stride, as: SIMD8<Float>.self)
+                        }
+                        store(0, g00, g01)
+                        store(1, g00 + g10, g01 + g11)
+                        store(2, g00 - g10, g01 - g11)
+                        store(3, -g10, -g11)
+                        tj += 8
+                    }
+                }
+            }
+            for xi in 0..<16 {
+                sgemm(false, true, cOut, cIn, tiles, m + xi * cOut * ld, ld, v + xi * cIn * ld, ld,
+                      beta: 1, acc + xi * cOut * cIn, cIn)
+            }
+            tr0 = tr1
+        }
+    }
+
+    /// Gᵀ M G for every channel pair: the accumulated [16][cOut][cIn] to a weight gradient
+    /// [cOut, cIn, 3, 3], added to `gw`.
+    func finishWeightGradient(_ acc: UnsafePointer<Float>, into gw: UnsafeMutablePointer<Float>) {
+        let pairs = cOut * cIn
+        for pair in 0..<pairs {
+            var mt = [Float](repeating: 0, count: 16)
+            for xi in 0..<16 { mt[xi] = acc[xi * pairs + pair] }
+            // Gᵀ M: rows (m0 + (m1 + m2)/2, (m1 - m2)/2, (m1 + m2)/2 + m3), then the same on columns.
+            var r = [Float](repeating: 0, count: 12)
+            for j in 0..<4 {
+                let m0 = mt[j], m1 = mt[4 + j], m2 = mt[8 + j], m3 = mt[12 + j]
+                r[j] = m0 + 0.5 * (m1 + m2); r[4 + j] = 0.5 * (m1 - m2); r[8 + j] = 0.5 * (m1 + m2) + m3
+            }
+            let out = gw + pair * 9
+            for i in 0..<3 {
+                let p0 = r[4 * i], p1 = r[4 * i + 1], p2 = r[4 * i + 2], p3 = r[4 * i + 3]
+                out[3 * i] += p0 + 0.5 * (p1 + p2)
+                out[3 * i + 1] += 0.5 * (p1 - p2)
+                out[3 * i + 2] += 0.5 * (p1 + p2) + p3
+            }
+        }
+    }
 }
 
 // MARK: - Raw kernels (no recording)
@@ -440,13 +544,13 @@ extension ConvGeometry {
         let partials = (0..<(wantWeight ? chunkCount : 0)).map { _ in ScratchBuffer(g.o * g.ckk) }
         let biasPartials = (0..<(wantBias ? chunkCount : 0)).map { _ in ScratchBuffer(g.o) }
         let lowering = resolve(lowering)
-        // The input gradient is a 3x3 correlation of gy with the rotated, transposed kernel and
-        // padding 2 - p, so Winograd serves it too when p <= 2; otherwise the shifted form does.
-        let winograd = lowering == .winograd && wantInput && ph <= 2 && pw <= 2
-            ? WinogradPlan(cIn: o, cOut: c, hIn: ho, wIn: wo, padH: 2 - ph, padW: 2 - pw) : nil
-        let winogradWeight = winograd.map { _ in WinogradPlan.transformWeight(wt!, cOut: c, cIn: o, adjoint: true) }
         var tapWeight: ScratchBuffer? = nil
-        if lowering != .im2col && winograd == nil, let wt { tapWeight = tapMajorWeight(wt) }
+        if lowering == .shifted, let wt { tapWeight = tapMajorWeight(wt) }
+        // Winograd: the weight gradient uses the forward tiling of x; the input gradient is a 3x3
+        // correlation of gy with the rotated, transposed kernel and padding 2 - p.
+        let forwardPlan = lowering == .winograd ? WinogradPlan(cIn: c, cOut: o, hIn: h, wIn: w, padH: ph, padW: pw) : nil
+        let inputPlan = lowering == .winograd && wantInput ? WinogradPlan(cIn: o, cOut: c, hIn: ho, wIn: wo, padH: 2 - ph, padW: 2 - pw) : nil
+        let inputKernel = inputPlan.map { _ in WinogradPlan.transformWeight(wt!, cOut: c, cIn: o, adjoint: true) }
         forEachChunk(n) { t, images in
             let gwAcc = wantWeight ? partials[t].pointer : nil
             gwAcc?.update(repeating: 0, count: g.o * g.ckk)
@@ -474,15 +578,41 @@ extension ConvGeometry {
                         if let dcol { g.col2im(dcol.pointer, gxi) }
                     }
                 }
-            case .shifted, .winograd:
+            case .winograd:
+                if let gbAcc {
+                    for b in images {
+                        for k in 0..<g.o { gbAcc[k] += rowSum(gyp + (b * g.o + k) * g.outPlane, g.outPlane) }
+                    }
+                }
+                if let xp, let gwAcc, let plan = forwardPlan {
+                    let padded = ScratchBuffer(plan.paddedCount), paddedGrad = ScratchBuffer(plan.paddedGradCount)
+                    let v = ScratchBuffer(plan.inputBlockCount), m = ScratchBuffer(plan.outputBlockCount)
+                    let acc = ScratchBuffer(16 * g.o * g.c)
+                    acc.pointer.update(repeating: 0, count: 16 * g.o * g.c)
+                    for b in images {
+                        plan.pad(xp + b * g.c * g.inPlane, padded.pointer)
+                        plan.padGradient(gyp + b * g.o * g.outPlane, paddedGrad.pointer)
+                        plan.accumulateWeightGradient(padded: padded.pointer, paddedGradient: paddedGrad.pointer,
+                                                      acc: acc.pointer, v: v.pointer, m: m.pointer)
+                    }
+                    plan.finishWeightGradient(acc.pointer, into: gwAcc)
+                }
+                if let gxp, let plan = inputPlan, let kernel = inputKernel {
+                    let padded = ScratchBuffer(plan.paddedCount)
+                    let v = ScratchBuffer(plan.inputBlockCount), m = ScratchBuffer(plan.outputBlockCount)
+                    for b in images {
+                        plan.pad(gyp + b * g.o * g.outPlane, padded.pointer)
+                        plan.run(padded: padded.pointer, u: kernel.pointer, bias: nil, y: gxp + b * g.c * g.inPlane,
+                                 v: v.pointer, m: m.pointer)
+                    }
+                }
+            case .shifted:
                 let cols = g.ho * g.wp
                 // gy on the padded row pitch; the columns past wo stay zero so the garbage columns of
                 // the shifted products contribute nothing.
                 let gyPitched = ScratchBuffer(g.o * cols)
                 let padded = wantWeight ? ScratchBuffer(g.c * g.chanPitch) : nil
-                let gxPadded = tapWeight != nil ? ScratchBuffer(g.c * g.chanPitch) : nil
-                let wPadded = winograd.map { ScratchBuffer($0.paddedCount) }
-                let wv = winograd.map { ScratchBuffer($0.inputBlockCount) }, wm = winograd.map { ScratchBuffer($0.outputBlockCount) }
+                let gxPadded = wantInput ? ScratchBuffer(g.c * g.chanPitch) : nil
                 let gwTaps = wantWeight ? ScratchBuffer(g.taps * g.o * g.c) : nil
                 gwTaps?.pointer.update(repeating: 0, count: g.taps * g.o * g.c)
                 for r in 0..<(g.o * g.ho) {
@@ -516,11 +646,6 @@ extension ConvGeometry {
                             }
                         }
                         g.crop(gxPadded.pointer, gxp + b * g.c * g.inPlane)
-                    }
-                    if let winograd, let winogradWeight, let wPadded, let wv, let wm, let gxp {
-                        winograd.pad(gyi, wPadded.pointer)
-                        winograd.run(padded: wPadded.pointer, u: winogradWeight.pointer, bias: nil,
-                                     y: gxp + b * g.c * g.inPlane, v: wv.pointer, m: wm.pointer)
                     }
                 }
                 if let gwTaps, let gwAcc {
