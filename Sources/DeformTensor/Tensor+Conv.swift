@@ -206,6 +206,12 @@ extension ConvGeometry {
 
 // MARK: - Winograd F(2x2, 3x3)
 
+/// (a0, b0, a1, b1, ...): two output columns of 8 tiles back in image order.
+@inline(__always)
+func interleave(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD16<Float> {
+    SIMD16(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3], a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7])
+}
+
 /// Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray 2016) for a 3x3, stride-1, undilated
 /// correlation of one image [cIn, hIn, wIn] with padding (padH, padW): each 2x2 output tile is
 /// `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d Bᵀ)] A` of its 4x4 input patch `d`, so the channel mixing becomes 16 GEMMs
@@ -343,8 +349,15 @@ struct WinogradPlan {
                         let c0 = col(0), c1 = col(1), c2 = col(2), c3 = col(3)
                         let y00 = c0.0 + c1.0 + c2.0 + b, y01 = c1.0 - c2.0 - c3.0 + b
                         let y10 = c0.1 + c1.1 + c2.1 + b, y11 = c1.1 - c2.1 - c3.1 + b
-                        let count = Swift.min(8, tw - tj)
                         let row0 = plane + r0 * wOut, row1 = plane + (r0 + 1) * wOut
+                        if hasR1 && 2 * (tj + 8) <= wOut {
+                            // Whole group inside the output: two interleaved 16-wide row stores.
+                            UnsafeMutableRawPointer(row0 + 2 * tj).storeBytes(of: interleave(y00, y01), as: SIMD16<Float>.self)
+                            UnsafeMutableRawPointer(row1 + 2 * tj).storeBytes(of: interleave(y10, y11), as: SIMD16<Float>.self)
+                            tj += 8
+                            continue
+                        }
+                        let count = Swift.min(8, tw - tj)
                         for lane in 0..<count {
                             let col = 2 * (tj + lane)
                             row0[col] = y00[lane]
