@@ -70,7 +70,7 @@ extension ConvGeometry {
 // MARK: - Low-level helpers
 
 @inline(__always)
-func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
+fileprivate func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
            _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
            beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
@@ -81,7 +81,7 @@ func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
 /// `body(chunk, range)` concurrently with 1-thread BLAS. Returns the number of chunks, so per-chunk
 /// accumulators can be reduced in a fixed order (deterministic results).
 @discardableResult
-func forEachChunk(_ count: Int, _ body: (Int, Range<Int>) -> Void) -> Int {
+fileprivate func forEachChunk(_ count: Int, _ body: (Int, Range<Int>) -> Void) -> Int {
     let chunks = Swift.min(Threads.coreCount, count)
     if chunks <= 1 {
         if count > 0 { body(0, 0..<count) }
@@ -96,7 +96,7 @@ func forEachChunk(_ count: Int, _ body: (Int, Range<Int>) -> Void) -> Int {
 }
 
 /// Scratch memory owned by one thread for the duration of one kernel call.
-final class ScratchBuffer {
+final class KernelScratch {
     let pointer: UnsafeMutablePointer<Float>
     init(_ count: Int) { pointer = .allocate(capacity: Swift.max(count, 1)) }
     deinit { pointer.deallocate() }
@@ -195,8 +195,8 @@ extension ConvGeometry {
     }
 
     /// Reorders weight [o, c, kh, kw] into per-tap matrices [kh*kw, o, c] for the shifted lowering.
-    func tapMajorWeight(_ wt: UnsafePointer<Float>) -> ScratchBuffer {
-        let buf = ScratchBuffer(taps * o * c)
+    func tapMajorWeight(_ wt: UnsafePointer<Float>) -> KernelScratch {
+        let buf = KernelScratch(taps * o * c)
         for oc in 0..<(o * c) {
             for t in 0..<taps { buf.pointer[t * o * c + oc] = wt[oc * taps + t] }
         }
@@ -208,7 +208,7 @@ extension ConvGeometry {
 
 /// (a0, b0, a1, b1, ...): two output columns of 8 tiles back in image order.
 @inline(__always)
-func interleave(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD16<Float> {
+fileprivate func interleave(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD16<Float> {
     SIMD16(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3], a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7])
 }
 
@@ -246,8 +246,8 @@ struct WinogradPlan {
 
     /// U = G g Gᵀ for every (out, in) channel pair, stored [16][cOut][cIn]. With `adjoint`, the
     /// kernel of the input gradient: weight [cIn, cOut, 3, 3] transposed and rotated by 180°.
-    static func transformWeight(_ wt: UnsafePointer<Float>, cOut: Int, cIn: Int, adjoint: Bool) -> ScratchBuffer {
-        let u = ScratchBuffer(16 * cOut * cIn)
+    static func transformWeight(_ wt: UnsafePointer<Float>, cOut: Int, cIn: Int, adjoint: Bool) -> KernelScratch {
+        let u = KernelScratch(16 * cOut * cIn)
         for oc in 0..<cOut {
             for ic in 0..<cIn {
                 var g = [Float](repeating: 0, count: 9)
@@ -485,7 +485,7 @@ extension ConvGeometry {
         switch resolve(lowering) {
         case .im2col:
             forEachChunk(n) { _, images in
-                let col = g.isPointwise ? nil : ScratchBuffer(g.ckk * g.outPlane)
+                let col = g.isPointwise ? nil : KernelScratch(g.ckk * g.outPlane)
                 for b in images {
                     let xi = xp + b * g.c * g.inPlane, yi = yp + b * g.o * g.outPlane
                     if let col { g.im2col(xi, col.pointer) }
@@ -499,7 +499,7 @@ extension ConvGeometry {
         case .shifted:
             let wk = tapMajorWeight(wt)
             forEachChunk(n) { _, images in
-                let padded = ScratchBuffer(g.c * g.chanPitch), acc = ScratchBuffer(g.o * g.ho * g.wp)
+                let padded = KernelScratch(g.c * g.chanPitch), acc = KernelScratch(g.o * g.ho * g.wp)
                 let cols = g.ho * g.wp
                 for b in images {
                     g.pad(xp + b * g.c * g.inPlane, padded.pointer)
@@ -525,8 +525,8 @@ extension ConvGeometry {
             let plan = WinogradPlan(cIn: c, cOut: o, hIn: h, wIn: w, padH: ph, padW: pw)
             let u = WinogradPlan.transformWeight(wt, cOut: o, cIn: c, adjoint: false)
             forEachChunk(n) { _, images in
-                let padded = ScratchBuffer(plan.paddedCount)
-                let v = ScratchBuffer(plan.inputBlockCount), m = ScratchBuffer(plan.outputBlockCount)
+                let padded = KernelScratch(plan.paddedCount)
+                let v = KernelScratch(plan.inputBlockCount), m = KernelScratch(plan.outputBlockCount)
                 for b in images {
                     plan.pad(xp + b * g.c * g.inPlane, padded.pointer)
                     plan.run(padded: padded.pointer, u: u.pointer, bias: bp, y: yp + b * g.o * g.outPlane,
@@ -554,10 +554,10 @@ extension ConvGeometry {
         let g = self
         let chunkCount = Swift.min(Threads.coreCount, n)
         // Per-chunk weight and bias accumulators, reduced in chunk order afterwards (deterministic).
-        let partials = (0..<(wantWeight ? chunkCount : 0)).map { _ in ScratchBuffer(g.o * g.ckk) }
-        let biasPartials = (0..<(wantBias ? chunkCount : 0)).map { _ in ScratchBuffer(g.o) }
+        let partials = (0..<(wantWeight ? chunkCount : 0)).map { _ in KernelScratch(g.o * g.ckk) }
+        let biasPartials = (0..<(wantBias ? chunkCount : 0)).map { _ in KernelScratch(g.o) }
         let lowering = resolve(lowering)
-        var tapWeight: ScratchBuffer? = nil
+        var tapWeight: KernelScratch? = nil
         if lowering == .shifted, let wt { tapWeight = tapMajorWeight(wt) }
         // Winograd: the weight gradient uses the forward tiling of x; the input gradient is a 3x3
         // correlation of gy with the rotated, transposed kernel and padding 2 - p.
@@ -571,8 +571,8 @@ extension ConvGeometry {
             gbAcc?.update(repeating: 0, count: g.o)
             switch lowering {
             case .im2col:
-                let col = wantWeight && !g.isPointwise ? ScratchBuffer(g.ckk * g.outPlane) : nil
-                let dcol = wantInput && !g.isPointwise ? ScratchBuffer(g.ckk * g.outPlane) : nil
+                let col = wantWeight && !g.isPointwise ? KernelScratch(g.ckk * g.outPlane) : nil
+                let dcol = wantInput && !g.isPointwise ? KernelScratch(g.ckk * g.outPlane) : nil
                 for b in images {
                     let gyi = gyp + b * g.o * g.outPlane
                     if let gbAcc {
@@ -598,9 +598,9 @@ extension ConvGeometry {
                     }
                 }
                 if let xp, let gwAcc, let plan = forwardPlan {
-                    let padded = ScratchBuffer(plan.paddedCount), paddedGrad = ScratchBuffer(plan.paddedGradCount)
-                    let v = ScratchBuffer(plan.inputBlockCount), m = ScratchBuffer(plan.outputBlockCount)
-                    let acc = ScratchBuffer(16 * g.o * g.c)
+                    let padded = KernelScratch(plan.paddedCount), paddedGrad = KernelScratch(plan.paddedGradCount)
+                    let v = KernelScratch(plan.inputBlockCount), m = KernelScratch(plan.outputBlockCount)
+                    let acc = KernelScratch(16 * g.o * g.c)
                     acc.pointer.update(repeating: 0, count: 16 * g.o * g.c)
                     for b in images {
                         plan.pad(xp + b * g.c * g.inPlane, padded.pointer)
@@ -611,8 +611,8 @@ extension ConvGeometry {
                     plan.finishWeightGradient(acc.pointer, into: gwAcc)
                 }
                 if let gxp, let plan = inputPlan, let kernel = inputKernel {
-                    let padded = ScratchBuffer(plan.paddedCount)
-                    let v = ScratchBuffer(plan.inputBlockCount), m = ScratchBuffer(plan.outputBlockCount)
+                    let padded = KernelScratch(plan.paddedCount)
+                    let v = KernelScratch(plan.inputBlockCount), m = KernelScratch(plan.outputBlockCount)
                     for b in images {
                         plan.pad(gyp + b * g.o * g.outPlane, padded.pointer)
                         plan.run(padded: padded.pointer, u: kernel.pointer, bias: nil, y: gxp + b * g.c * g.inPlane,
@@ -623,10 +623,10 @@ extension ConvGeometry {
                 let cols = g.ho * g.wp
                 // gy on the padded row pitch; the columns past wo stay zero so the garbage columns of
                 // the shifted products contribute nothing.
-                let gyPitched = ScratchBuffer(g.o * cols)
-                let padded = wantWeight ? ScratchBuffer(g.c * g.chanPitch) : nil
-                let gxPadded = wantInput ? ScratchBuffer(g.c * g.chanPitch) : nil
-                let gwTaps = wantWeight ? ScratchBuffer(g.taps * g.o * g.c) : nil
+                let gyPitched = KernelScratch(g.o * cols)
+                let padded = wantWeight ? KernelScratch(g.c * g.chanPitch) : nil
+                let gxPadded = wantInput ? KernelScratch(g.c * g.chanPitch) : nil
+                let gwTaps = wantWeight ? KernelScratch(g.taps * g.o * g.c) : nil
                 gwTaps?.pointer.update(repeating: 0, count: g.taps * g.o * g.c)
                 for r in 0..<(g.o * g.ho) {
                     (gyPitched.pointer + r * g.wp + g.wo).update(repeating: 0, count: g.wp - g.wo)
@@ -684,14 +684,14 @@ extension ConvGeometry {
 
 /// Adds `v` to `count` floats (bias broadcast over one channel plane).
 @inline(__always)
-func addScalar(_ v: Float, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+fileprivate func addScalar(_ v: Float, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
     for j in 0..<count { p[j] += v }
 }
 
 /// Sum of `count` floats with several independent accumulators (a single running sum is a serial
 /// dependency chain the compiler may not reorder).
 @inline(__always)
-func rowSum(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
+fileprivate func rowSum(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
     let raw = UnsafeRawPointer(p)
     var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
     var j = 0
@@ -708,7 +708,7 @@ func rowSum(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
 }
 
 /// Sum of `g` [n, ch, ...] over every axis but 1: the bias gradient of conv layers.
-func channelSums(_ g: Tensor) -> Tensor {
+fileprivate func channelSums(_ g: Tensor) -> Tensor {
     let n = g.shape[0], ch = g.shape[1], plane = g.count / Swift.max(n * ch, 1)
     let out = Tensor(shape: [ch], repeating: 0)
     let gp = g.dataPointer, op = out.dataPointer

@@ -4,7 +4,7 @@ import Foundation
 // dilation 1). Each (n, c) plane is independent, so planes are split over the cores.
 
 /// Validated pooling geometry shared by the pooling ops.
-struct PoolGeometry {
+private struct PoolGeometry {
     var planes, h, w, kh, kw, sh, sw, ph, pw, ho, wo: Int
 
     init(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)?, padding: (Int, Int), op: String) {
@@ -147,7 +147,7 @@ public func maxPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? =
 }
 
 /// Owned Int32 storage captured by a backward closure.
-final class ArgmaxBuffer {
+private final class ArgmaxBuffer {
     let pointer: UnsafeMutablePointer<Int32>
     init(_ count: Int) { pointer = .allocate(capacity: Swift.max(count, 1)) }
     deinit { pointer.deallocate() }

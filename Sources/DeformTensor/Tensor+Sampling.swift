@@ -19,7 +19,7 @@ private func forPlanes(_ planes: Int, work: Int, _ body: (Range<Int>) -> Void) {
 }
 
 /// PyTorch's nearest rule: source index `min(floor(dst · in / out), in - 1)`, in Float32.
-func nearestSourceIndices(input: Int, output: Int) -> [Int] {
+private func nearestSourceIndices(input: Int, output: Int) -> [Int] {
     let scale = Float(input) / Float(output)
     return (0..<output).map { Swift.min(Int((Float($0) * scale).rounded(.down)), input - 1) }
 }
@@ -66,7 +66,7 @@ public func upsampleNearest2d(_ input: Tensor, scaleFactor: Int) -> Tensor {
 }
 
 /// One axis of linear interpolation: for each output index, the two source indices and weights.
-struct LinearTaps {
+private struct LinearTaps {
     var i0: [Int], i1: [Int], l0: [Float], l1: [Float]
 
     /// PyTorch's `area_pixel_compute_source_index`: with aligned corners the end pixels' centres
@@ -150,7 +150,7 @@ public enum GridPadding: Sendable {
 /// returns it with its derivative, following PyTorch's `grid_sampler_compute_source_index`:
 /// with aligned corners -1 and 1 are the centres of the end pixels, otherwise their outer edges.
 @inline(__always)
-func gridSourceIndex(_ coord: Float, size: Int, alignCorners: Bool, padding: GridPadding) -> (Float, Float) {
+private func gridSourceIndex(_ coord: Float, size: Int, alignCorners: Bool, padding: GridPadding) -> (Float, Float) {
     var x: Float, dx: Float
     if alignCorners {
         dx = Float(size - 1) / 2
@@ -170,7 +170,7 @@ func gridSourceIndex(_ coord: Float, size: Int, alignCorners: Bool, padding: Gri
 /// Bilinear taps of a pixel-unit location: lower corner and fractional offsets. `nil` when every
 /// tap is outside `[0, size)` (or the location is NaN), so the sample is zero with zero gradient.
 @inline(__always)
-func linearCorner(_ x: Float, size: Int) -> (Int, Float)? {
+private func linearCorner(_ x: Float, size: Int) -> (Int, Float)? {
     guard x > -1 && x < Float(size) else { return nil }
     let f = x.rounded(.down)
     return (Int(f), x - f)
@@ -231,7 +231,7 @@ public func gridSample(_ input: Tensor, grid: Tensor, padding: GridPadding = .ze
         // Split the (n, c) planes over the cores: input-gradient writes stay disjoint, and each
         // chunk sums its channels' grid gradient into its own buffer (reduced in order below).
         let chunks = Swift.max(1, Swift.min(Threads.coreCount, n * c * points / 8192, n * c))
-        let partials = (0..<(needGrid ? chunks : 0)).map { _ in ScratchBuffer(n * points * 2) }
+        let partials = (0..<(needGrid ? chunks : 0)).map { _ in KernelScratch(n * points * 2) }
         DispatchQueue.concurrentPerform(iterations: chunks) { t in
             let lo = n * c * t / chunks, hi = n * c * (t + 1) / chunks
             let gg = needGrid ? partials[t].pointer : nil
@@ -323,7 +323,7 @@ public func gridSample3d(_ input: Tensor, grid: Tensor, padding: GridPadding = .
         let gx = needInput ? Tensor(shape: [n, c, d, h, w], repeating: 0) : nil
         let xp = xd.dataPointer, gp = gridD.dataPointer, gyp = gy.dataPointer, gxp = gx?.dataPointer
         let chunks = Swift.max(1, Swift.min(Threads.coreCount, n * c * points / 4096, n * c))
-        let partials = (0..<(needGrid ? chunks : 0)).map { _ in ScratchBuffer(n * points * 3) }
+        let partials = (0..<(needGrid ? chunks : 0)).map { _ in KernelScratch(n * points * 3) }
         DispatchQueue.concurrentPerform(iterations: chunks) { t in
             let lo = n * c * t / chunks, hi = n * c * (t + 1) / chunks
             let gg = needGrid ? partials[t].pointer : nil
@@ -375,7 +375,7 @@ public func gridSample3d(_ input: Tensor, grid: Tensor, padding: GridPadding = .
 /// The eight trilinear taps of a location: offsets into a [d, h, w] volume (clamped inside it),
 /// in-bounds mask, per-axis factors and weights. Corner k has x bit `k & 1`, y bit `(k >> 1) & 1`,
 /// z bit `k >> 2`. Out-of-bounds corners get weight 0 and read as 0.
-struct TrilinearTaps {
+private struct TrilinearTaps {
     var offsets = SIMD8<Int>(), mask = SIMD8<Float>()
     var fxv: SIMD8<Float>, fyv: SIMD8<Float>, fzv: SIMD8<Float>, weights: SIMD8<Float>
     let sx = SIMD8<Float>(-1, 1, -1, 1, -1, 1, -1, 1)

@@ -3,7 +3,7 @@ import Testing
 
 // Slow, obviously-correct references: the definitions written as plain loops in Double.
 
-func referenceConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (Int, Int) = (1, 1),
+fileprivate func referenceConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (Int, Int) = (1, 1),
                      padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1)) -> Tensor {
     let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let (o, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
@@ -24,7 +24,7 @@ func referenceConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (Int, Int) 
 }
 
 /// Transposed convolution by its scatter definition: every input pixel spreads its kernel.
-func referenceConvTranspose2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (Int, Int) = (1, 1),
+fileprivate func referenceConvTranspose2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (Int, Int) = (1, 1),
                               padding: (Int, Int) = (0, 0), outputPadding: (Int, Int) = (0, 0),
                               dilation: (Int, Int) = (1, 1)) -> Tensor {
     let (n, cin, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
@@ -47,18 +47,18 @@ func referenceConvTranspose2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (I
     return Tensor(y.map { Float($0) }, shape: [n, cout, ho, wo])
 }
 
-func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
+fileprivate func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
     precondition(a.shape == b.shape, "shapes differ: \(a.shape) vs \(b.shape)")
     return zip(a.scalars, b.scalars).reduce(0) { Swift.max($0, abs($1.0 - $1.1)) }
 }
 
-struct ConvCase: CustomStringConvertible {
+fileprivate struct ConvCase: CustomStringConvertible {
     var x: [Int], w: [Int], stride = (1, 1), padding = (0, 0), dilation = (1, 1), bias = true
     var description: String { "x\(x) w\(w) s\(stride) p\(padding) d\(dilation)" }
 }
 
 @Suite struct ConvTests {
-    static let cases: [ConvCase] = [
+    fileprivate static let cases: [ConvCase] = [
         ConvCase(x: [2, 3, 7, 6], w: [4, 3, 3, 3], padding: (1, 1)),
         ConvCase(x: [1, 2, 8, 9], w: [3, 2, 3, 2], stride: (2, 3), padding: (1, 0)),
         ConvCase(x: [3, 2, 9, 8], w: [2, 2, 3, 3], stride: (1, 1), padding: (2, 1), dilation: (2, 3)),
@@ -189,7 +189,7 @@ struct ConvCase: CustomStringConvertible {
 
 // MARK: - Pooling
 
-func referenceAvgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)) -> Tensor {
+fileprivate func referenceAvgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)) -> Tensor {
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let ho = (h + 2 * padding.0 - kernel.0) / stride.0 + 1, wo = (w + 2 * padding.1 - kernel.1) / stride.1 + 1
     var y = [Float]()
@@ -204,7 +204,7 @@ func referenceAvgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), pad
     return Tensor(y, shape: [n, c, ho, wo])
 }
 
-func referenceMaxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)) -> Tensor {
+fileprivate func referenceMaxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)) -> Tensor {
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let ho = (h + 2 * padding.0 - kernel.0) / stride.0 + 1, wo = (w + 2 * padding.1 - kernel.1) / stride.1 + 1
     var y = [Float]()
@@ -281,7 +281,7 @@ func referenceMaxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), pad
 /// For an op that is linear in `x` (or piecewise linear with fixed routing, like max pooling),
 /// the gradient of <f(x), v> is f^T(v), so <f(x), v> = <x, grad>. Cheap enough to run on inputs
 /// large enough to exercise the multi-threaded paths, where finite differences would be too slow.
-func adjointGap(_ x: Tensor, seed: UInt64, _ f: (Tensor) -> Tensor) -> (gap: Double, scale: Double) {
+fileprivate func adjointGap(_ x: Tensor, seed: UInt64, _ f: (Tensor) -> Tensor) -> (gap: Double, scale: Double) {
     var rng = RandomGenerator(seed: seed)
     let xv = x.requiringGrad()
     let y = f(xv)

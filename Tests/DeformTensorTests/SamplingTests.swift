@@ -4,7 +4,24 @@ import Testing
 
 // Slow references written from PyTorch's documented conventions, in Double.
 
-func referenceUpsampleNearest(_ x: Tensor, size: (Int, Int)) -> Tensor {
+fileprivate func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
+    precondition(a.shape == b.shape, "shapes differ: \(a.shape) vs \(b.shape)")
+    return zip(a.scalars, b.scalars).reduce(0) { Swift.max($0, abs($1.0 - $1.1)) }
+}
+
+/// <f(x), v> - <x, grad> for an op linear in `x` (see the conv tests); small when the VJP is the adjoint.
+fileprivate func adjointGap(_ x: Tensor, seed: UInt64, _ f: (Tensor) -> Tensor) -> (gap: Double, scale: Double) {
+    var rng = RandomGenerator(seed: seed)
+    let xv = x.requiringGrad()
+    let y = f(xv)
+    let v = rng.normal(y.shape)
+    let g = grad(of: y, wrt: [xv], seed: v)[0]
+    let lhs = zip(y.scalars, v.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+    let rhs = zip(x.scalars, g.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+    return (abs(lhs - rhs), Swift.max(1, abs(lhs)))
+}
+
+fileprivate func referenceUpsampleNearest(_ x: Tensor, size: (Int, Int)) -> Tensor {
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     var y = [Float]()
     for b in 0..<n { for ch in 0..<c { for i in 0..<size.0 { for j in 0..<size.1 {
@@ -14,12 +31,12 @@ func referenceUpsampleNearest(_ x: Tensor, size: (Int, Int)) -> Tensor {
 }
 
 /// Source coordinate of a destination pixel for linear resizing (PyTorch's convention).
-func referenceLinearSource(_ dst: Int, input: Int, output: Int, alignCorners: Bool) -> Double {
+fileprivate func referenceLinearSource(_ dst: Int, input: Int, output: Int, alignCorners: Bool) -> Double {
     if alignCorners { return output > 1 ? Double(dst) * Double(input - 1) / Double(output - 1) : 0 }
     return Swift.max(0, (Double(dst) + 0.5) * Double(input) / Double(output) - 0.5)
 }
 
-func referenceUpsampleBilinear(_ x: Tensor, size: (Int, Int), alignCorners: Bool) -> Tensor {
+fileprivate func referenceUpsampleBilinear(_ x: Tensor, size: (Int, Int), alignCorners: Bool) -> Tensor {
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     var y = [Float]()
     for b in 0..<n { for ch in 0..<c { for i in 0..<size.0 { for j in 0..<size.1 {
@@ -36,14 +53,14 @@ func referenceUpsampleBilinear(_ x: Tensor, size: (Int, Int), alignCorners: Bool
 }
 
 /// Pixel coordinate of a normalised grid coordinate, clamped for border padding.
-func referencePixel(_ g: Float, size: Int, padding: GridPadding, alignCorners: Bool) -> Double {
+fileprivate func referencePixel(_ g: Float, size: Int, padding: GridPadding, alignCorners: Bool) -> Double {
     let g = Double(g)
     let p = alignCorners ? (g + 1) / 2 * Double(size - 1) : ((g + 1) * Double(size) - 1) / 2
     return padding == .border ? Swift.min(Swift.max(p, 0), Double(size - 1)) : p
 }
 
 /// Multilinear interpolation with zero outside: the sum over corners of weight times value.
-func referenceInterpolate(_ coords: [Double], sizes: [Int], value: ([Int]) -> Double) -> Double {
+fileprivate func referenceInterpolate(_ coords: [Double], sizes: [Int], value: ([Int]) -> Double) -> Double {
     var s = 0.0
     for corner in 0..<(1 << coords.count) {
         var weight = 1.0
@@ -58,7 +75,7 @@ func referenceInterpolate(_ coords: [Double], sizes: [Int], value: ([Int]) -> Do
     return s
 }
 
-func referenceGridSample(_ x: Tensor, _ grid: Tensor, padding: GridPadding, alignCorners: Bool) -> Tensor {
+fileprivate func referenceGridSample(_ x: Tensor, _ grid: Tensor, padding: GridPadding, alignCorners: Bool) -> Tensor {
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let (ho, wo) = (grid.shape[1], grid.shape[2])
     var y = [Float]()
@@ -70,7 +87,7 @@ func referenceGridSample(_ x: Tensor, _ grid: Tensor, padding: GridPadding, alig
     return Tensor(y, shape: [n, c, ho, wo])
 }
 
-func referenceGridSample3d(_ x: Tensor, _ grid: Tensor, padding: GridPadding, alignCorners: Bool) -> Tensor {
+fileprivate func referenceGridSample3d(_ x: Tensor, _ grid: Tensor, padding: GridPadding, alignCorners: Bool) -> Tensor {
     let (n, c, d, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4])
     let (dO, hO, wO) = (grid.shape[1], grid.shape[2], grid.shape[3])
     var y = [Float]()
@@ -85,7 +102,7 @@ func referenceGridSample3d(_ x: Tensor, _ grid: Tensor, padding: GridPadding, al
 
 /// A random grid whose pixel coordinates keep at least 0.2 px from integers (the kinks of linear
 /// interpolation and of border clamping), spanning a little beyond the image on every side.
-func randomGrid(_ shape: [Int], sizes: [Int], alignCorners: Bool, seed: UInt64) -> Tensor {
+fileprivate func randomGrid(_ shape: [Int], sizes: [Int], alignCorners: Bool, seed: UInt64) -> Tensor {
     var rng = RandomGenerator(seed: seed)
     let dims = sizes.count
     let count = shape.reduce(1, *)
@@ -100,7 +117,7 @@ func randomGrid(_ shape: [Int], sizes: [Int], alignCorners: Bool, seed: UInt64) 
 }
 
 /// The grid that samples every pixel centre of an h x w image.
-func identityGrid(n: Int, h: Int, w: Int, alignCorners: Bool) -> Tensor {
+fileprivate func identityGrid(n: Int, h: Int, w: Int, alignCorners: Bool) -> Tensor {
     func coord(_ i: Int, _ size: Int) -> Float {
         alignCorners ? Float(i) / Float(size - 1) * 2 - 1 : (2 * Float(i) + 1) / Float(size) - 1
     }
@@ -222,7 +239,7 @@ func identityGrid(n: Int, h: Int, w: Int, alignCorners: Bool) -> Tensor {
     }
 }
 
-extension Tensor {
+fileprivate extension Tensor {
     /// Concatenation along the last axis for tests (no recording).
     static func concatenatedLastAxis(_ a: Tensor, _ b: Tensor) -> Tensor {
         let ka = a.shape.last!, kb = b.shape.last!, rows = a.count / ka
@@ -235,7 +252,7 @@ extension Tensor {
 
 /// Gradient of <gridSample(x, grid), v> w.r.t. each grid point by central differences of the
 /// Double reference at that point only (each point affects only its own outputs).
-func referenceGridGradient(_ x: Tensor, _ grid: Tensor, _ v: Tensor, padding: GridPadding, alignCorners: Bool) -> [Float] {
+fileprivate func referenceGridGradient(_ x: Tensor, _ grid: Tensor, _ v: Tensor, padding: GridPadding, alignCorners: Bool) -> [Float] {
     let dims = grid.shape.last!
     let spatial = Array(x.shape.dropFirst(2)), c = x.shape[1]
     let points = grid.count / (dims * x.shape[0])
