@@ -248,20 +248,26 @@ struct WinogradPlan {
     /// kernel of the input gradient: weight [cIn, cOut, 3, 3] transposed and rotated by 180°.
     static func transformWeight(_ wt: UnsafePointer<Float>, cOut: Int, cIn: Int, adjoint: Bool) -> KernelScratch {
         let u = KernelScratch(16 * cOut * cIn)
+        let pairs = cOut * cIn
         for oc in 0..<cOut {
             for ic in 0..<cIn {
-                var g = [Float](repeating: 0, count: 9)
-                for k in 0..<9 { g[k] = adjoint ? wt[(ic * cOut + oc) * 9 + 8 - k] : wt[(oc * cIn + ic) * 9 + k] }
-                // G g (4x3), then (G g) Gᵀ (4x4).
-                var gg = [Float](repeating: 0, count: 12)
-                for j in 0..<3 {
-                    let a = g[j], b = g[3 + j], c = g[6 + j]
-                    gg[j] = a; gg[3 + j] = (a + b + c) * 0.5; gg[6 + j] = (a - b + c) * 0.5; gg[9 + j] = c
+                @inline(__always) func g(_ k: Int) -> Float {
+                    adjoint ? wt[(ic * cOut + oc) * 9 + 8 - k] : wt[(oc * cIn + ic) * 9 + k]
                 }
+                // G g (4x3): rows (g0, (g0 + g1 + g2)/2, (g0 - g1 + g2)/2, g2) of the kernel rows.
+                var gg = SIMD16<Float>()
+                for j in 0..<3 {
+                    let a = g(j), b = g(3 + j), c = g(6 + j)
+                    gg[j] = a; gg[4 + j] = (a + b + c) * 0.5; gg[8 + j] = (a - b + c) * 0.5; gg[12 + j] = c
+                }
+                // (G g) Gᵀ: the same combinations of each row's three entries.
+                let dst = u.pointer + oc * cIn + ic
                 for i in 0..<4 {
-                    let a = gg[3 * i], b = gg[3 * i + 1], c = gg[3 * i + 2]
-                    let row = [a, (a + b + c) * 0.5, (a - b + c) * 0.5, c]
-                    for j in 0..<4 { u.pointer[((4 * i + j) * cOut + oc) * cIn + ic] = row[j] }
+                    let a = gg[4 * i], b = gg[4 * i + 1], c = gg[4 * i + 2]
+                    dst[(4 * i) * pairs] = a
+                    dst[(4 * i + 1) * pairs] = (a + b + c) * 0.5
+                    dst[(4 * i + 2) * pairs] = (a - b + c) * 0.5
+                    dst[(4 * i + 3) * pairs] = c
                 }
             }
         }
@@ -454,12 +460,11 @@ struct WinogradPlan {
     func finishWeightGradient(_ acc: UnsafePointer<Float>, into gw: UnsafeMutablePointer<Float>) {
         let pairs = cOut * cIn
         for pair in 0..<pairs {
-            var mt = [Float](repeating: 0, count: 16)
-            for xi in 0..<16 { mt[xi] = acc[xi * pairs + pair] }
+            @inline(__always) func mt(_ xi: Int) -> Float { acc[xi * pairs + pair] }
             // Gᵀ M: rows (m0 + (m1 + m2)/2, (m1 - m2)/2, (m1 + m2)/2 + m3), then the same on columns.
-            var r = [Float](repeating: 0, count: 12)
+            var r = SIMD16<Float>()
             for j in 0..<4 {
-                let m0 = mt[j], m1 = mt[4 + j], m2 = mt[8 + j], m3 = mt[12 + j]
+                let m0 = mt(j), m1 = mt(4 + j), m2 = mt(8 + j), m3 = mt(12 + j)
                 r[j] = m0 + 0.5 * (m1 + m2); r[4 + j] = 0.5 * (m1 - m2); r[8 + j] = 0.5 * (m1 + m2) + m3
             }
             let out = gw + pair * 9

@@ -307,3 +307,30 @@ extension PoolTests {
         }
     }
 }
+
+@Suite struct KernelShapeErrorTests {
+    /// Bad shapes trap with a message naming the expected and the found shapes.
+    @Test func conv2dWeightMismatchNamesShapes() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = conv2d(Tensor.zeros([1, 3, 8, 8]), weight: Tensor.zeros([4, 2, 3, 3]))
+        }
+        let message = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(message.contains("[4, 2, 3, 3]") && message.contains("[O, 3, kh, kw]"), "\(message)")
+    }
+
+    @Test func gridSampleGridMismatchNamesShapes() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = gridSample(Tensor.zeros([2, 3, 8, 8]), grid: Tensor.zeros([2, 4, 4, 3]))
+        }
+        let message = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(message.contains("[2, 4, 4, 3]") && message.contains("[2, 3, 8, 8]"), "\(message)")
+    }
+
+    @Test func poolingRejectsOversizedPadding() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = maxPool2d(Tensor.zeros([1, 1, 8, 8]), kernel: (2, 2), padding: (2, 0))
+        }
+        let message = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(message.contains("maxPool2d") && message.contains("(2, 0)"), "\(message)")
+    }
+}
