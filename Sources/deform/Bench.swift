@@ -29,6 +29,8 @@ struct Bench: ParsableCommand {
             progress("sgemm \(n)x\(n)")
             report.sgemm.append(benchSgemm(n: n, repeats: repeats))
         }
+        progress("conv2d forward+backward")
+        report.conv2d = benchConv(batch: quick ? 4 : 16, repeats: repeats)
         progress("op throughput")
         report.ops = benchOps(n: quick ? 256 : 1024, repeats: repeats)
         progress("elementwise overhead")
@@ -52,6 +54,7 @@ struct BenchReport: Encodable {
     var sgemm: [SgemmResult] = []
     var elementwiseOverhead: OverheadResult? = nil
     var ops: [OpResult] = []
+    var conv2d: ConvResult? = nil
 }
 
 struct MachineInfo: Encodable {
@@ -173,4 +176,33 @@ func benchOps(n: Int, repeats: Int) -> [OpResult] {
         if sink.isNaN { print(sink) }
         return OpResult(op: name, shape: [n, n], milliseconds: t * 1e3)
     }
+}
+
+struct ConvResult: Encodable {
+    var input: [Int]
+    var weight: [Int]
+    var padding: Int
+    var forwardMilliseconds: Double
+    var forwardMillisecondsMedian: Double
+    /// Forward plus gradients w.r.t. input, weight and bias.
+    var forwardBackwardMilliseconds: Double
+    var forwardBackwardMillisecondsMedian: Double
+}
+
+func benchConv(batch: Int, repeats: Int) -> ConvResult {
+    var rng = RandomGenerator(seed: 5)
+    let x = rng.normal([batch, 64, 64, 64]), w = rng.normal([64, 64, 3, 3], std: 0.05), b = rng.normal([64])
+    var sink: Float = 0
+    let fwd = timings(repeats: repeats) { sink += conv2d(x, weight: w, bias: b, padding: (1, 1)).dataPointer[0] }
+    let xv = x.requiringGrad(), wv = w.requiringGrad(), bv = b.requiringGrad()
+    let both = timings(repeats: repeats) {
+        let y = conv2d(xv, weight: wv, bias: bv, padding: (1, 1))
+        // Seed with ones via sum: the backward of sum is a broadcast, cheap next to the conv.
+        let g = grad(of: y.sum(), wrt: [xv, wv, bv])
+        sink += g[0].dataPointer[0] + g[1].dataPointer[0] + g[2].dataPointer[0]
+    }
+    if sink.isNaN { print(sink) }
+    return ConvResult(input: x.shape, weight: w.shape, padding: 1,
+                      forwardMilliseconds: fwd.min()! * 1e3, forwardMillisecondsMedian: median(fwd) * 1e3,
+                      forwardBackwardMilliseconds: both.min()! * 1e3, forwardBackwardMillisecondsMedian: median(both) * 1e3)
 }
