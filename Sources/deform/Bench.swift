@@ -31,6 +31,8 @@ struct Bench: ParsableCommand {
         }
         progress("conv2d forward+backward")
         report.conv2d = benchConv(batch: quick ? 4 : 16, repeats: repeats)
+        progress("MLP training step")
+        report.mlpTrainingStep = benchMLPStep(steps: quick ? 50 : 500)
         progress("op throughput")
         report.ops = benchOps(n: quick ? 256 : 1024, repeats: repeats)
         progress("elementwise overhead")
@@ -55,6 +57,7 @@ struct BenchReport: Encodable {
     var elementwiseOverhead: OverheadResult? = nil
     var ops: [OpResult] = []
     var conv2d: ConvResult? = nil
+    var mlpTrainingStep: MLPStepResult? = nil
 }
 
 struct MachineInfo: Encodable {
@@ -205,4 +208,37 @@ func benchConv(batch: Int, repeats: Int) -> ConvResult {
     return ConvResult(input: x.shape, weight: w.shape, padding: 1,
                       forwardMilliseconds: fwd.min()! * 1e3, forwardMillisecondsMedian: median(fwd) * 1e3,
                       forwardBackwardMilliseconds: both.min()! * 1e3, forwardBackwardMillisecondsMedian: median(both) * 1e3)
+}
+
+struct MLPStepResult: Encodable {
+    var widths: [Int]
+    var batch: Int
+    var parameters: Int
+    /// Forward, backward and Adam update, best of 5 runs of `steps` steps, per step.
+    var microsecondsPerStep: Double
+    var microsecondsPerStepMedian: Double
+    var lossFirst: Float
+    var lossLast: Float
+}
+
+/// One training step of an MLP of the size the NRSfM networks use: forward, MSE loss, backward,
+/// Adam update.
+func benchMLPStep(steps: Int) -> MLPStepResult {
+    let widths = [82, 256, 128, 64, 32, 16, 123]
+    let batch = 128
+    var rng = RandomGenerator(seed: 9)
+    let model = MLP(widths: widths, rng: &rng)
+    let optimizer = Adam(learningRate: 1e-3)
+    let x = rng.normal([batch, widths[0]]), target = rng.normal([batch, widths.last!])
+    var first: Float = .nan, last: Float = .nan
+    func step() {
+        let (loss, grads) = valueAndGrad(model) { m in (m(x) - target).square().mean() }
+        optimizer.update(model: model, gradients: grads)
+        last = loss.item
+        if first.isNaN { first = last }
+    }
+    let runs = timings(repeats: 5) { for _ in 0..<steps { step() } }.map { $0 / Double(steps) }
+    return MLPStepResult(widths: widths, batch: batch, parameters: model.parameterCount,
+                         microsecondsPerStep: runs.min()! * 1e6, microsecondsPerStepMedian: median(runs) * 1e6,
+                         lossFirst: first, lossLast: last)
 }
