@@ -279,7 +279,21 @@ public class Adam: Optimizer {
             slot.v.withUnsafeMutableBufferPointer { vp in
                 let m = mp.baseAddress!, v = vp.baseAddress!
                 forChunks(count) { r in
-                    for i in r {
+                    // Explicit 8-lane SIMD: the scalar loop does not auto-vectorise (sqrt/div stay scalar).
+                    typealias V = SIMD8<Float>
+                    var i = r.lowerBound
+                    while i + 8 <= r.upperBound {
+                        let pi = UnsafeRawPointer(p + i).loadUnaligned(as: V.self) * shrink
+                        let g = UnsafeRawPointer(gr + i).loadUnaligned(as: V.self) + l2 * pi
+                        let mi = b1 * UnsafeRawPointer(m + i).loadUnaligned(as: V.self) + c1 * g
+                        let vi = b2 * UnsafeRawPointer(v + i).loadUnaligned(as: V.self) + c2 * g * g
+                        UnsafeMutableRawPointer(m + i).storeBytes(of: mi, as: V.self)
+                        UnsafeMutableRawPointer(v + i).storeBytes(of: vi, as: V.self)
+                        let upd = pi - stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
+                        UnsafeMutableRawPointer(p + i).storeBytes(of: upd, as: V.self)
+                        i += 8
+                    }
+                    while i < r.upperBound {
                         let pi = p[i] * shrink
                         let g = gr[i] + l2 * pi
                         let mi = b1 * m[i] + c1 * g
@@ -287,6 +301,7 @@ public class Adam: Optimizer {
                         m[i] = mi
                         v[i] = vi
                         p[i] = pi - stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
+                        i += 1
                     }
                 }
             }

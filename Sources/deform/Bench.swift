@@ -19,24 +19,46 @@ struct Bench: ParsableCommand {
     @Option(help: "Write the JSON report to this file as well as stdout.")
     var output: String?
 
+    enum Section: String, CaseIterable, ExpressibleByArgument {
+        case sgemm, conv, mlp, ops, overhead
+    }
+
+    @Option(name: .customLong("only"), parsing: .upToNextOption,
+            help: "Run only these sections (\(Section.allCases.map(\.rawValue).joined(separator: ", "))).")
+    var only: [Section] = []
+
+    func validate() throws {
+        if repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
+    }
+
     func run() throws {
         #if DEBUG
         FileHandle.standardError.write("warning: this is a debug build; numbers are not representative (use -c release)\n".data(using: .utf8)!)
         #endif
         var report = BenchReport(machine: .current())
-        let sizes = quick ? [256, 512] : [256, 1024, 2048]
-        for n in sizes {
-            progress("sgemm \(n)x\(n)")
-            report.sgemm.append(benchSgemm(n: n, repeats: repeats))
+        let run = Set(only.isEmpty ? Section.allCases : only)
+        if run.contains(.sgemm) {
+            for n in quick ? [256, 512] : [256, 1024, 2048] {
+                progress("sgemm \(n)x\(n)")
+                report.sgemm.append(benchSgemm(n: n, repeats: repeats))
+            }
         }
-        progress("conv2d forward+backward")
-        report.conv2d = benchConv(batch: quick ? 4 : 16, repeats: repeats)
-        progress("MLP training step")
-        report.mlpTrainingStep = benchMLPStep(steps: quick ? 50 : 500)
-        progress("op throughput")
-        report.ops = benchOps(n: quick ? 256 : 1024, repeats: repeats)
-        progress("elementwise overhead")
-        report.elementwiseOverhead = benchOverhead(iterations: quick ? 20_000 : 200_000)
+        if run.contains(.conv) {
+            progress("conv2d forward+backward")
+            report.conv2d = benchConv(batch: quick ? 4 : 16, repeats: repeats)
+        }
+        if run.contains(.mlp) {
+            progress("MLP training step")
+            report.mlpTrainingStep = benchMLPStep(steps: quick ? 50 : 500)
+        }
+        if run.contains(.ops) {
+            progress("op throughput")
+            report.ops = benchOps(n: quick ? 256 : 1024, repeats: repeats)
+        }
+        if run.contains(.overhead) {
+            progress("elementwise overhead")
+            report.elementwiseOverhead = benchOverhead(iterations: quick ? 20_000 : 200_000)
+        }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try enc.encode(report)
