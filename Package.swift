@@ -6,10 +6,12 @@ let package = Package(
     products: [
         .library(name: "DeformTensor", targets: ["DeformTensor"]),
         .library(name: "DeformNN", targets: ["DeformNN"]),
+        .library(name: "DeformIO", targets: ["DeformIO"]),
         .executable(name: "deform", targets: ["deform"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // Debian's libopenblas-dev + liblapacke-dev (installed by the Makefile).
@@ -17,12 +19,16 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
         .target(name: "DeformTensor", dependencies: ["CBLAS"]),
         .target(name: "DeformNN", dependencies: ["DeformTensor"]),
+        .target(name: "DeformIO", dependencies: ["DeformTensor", "ZIPFoundation"]),
         .executableTarget(name: "deform", dependencies: [
             "DeformTensor", "DeformNN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "DeformTensorTests", dependencies: ["DeformTensor"]),
         .testTarget(name: "DeformNNTests", dependencies: ["DeformNN", "DeformTensor"]),
+        .testTarget(name: "DeformIOTests", dependencies: [
+            "DeformIO", "DeformTensor", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )
