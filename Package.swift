@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "DeformTensor", targets: ["DeformTensor"]),
         .library(name: "DeformNN", targets: ["DeformNN"]),
         .library(name: "DeformIO", targets: ["DeformIO"]),
+        .library(name: "DeformNRSfM", targets: ["DeformNRSfM"]),
         .executable(name: "deform", targets: ["deform"]),
     ],
     dependencies: [
@@ -20,8 +21,9 @@ let package = Package(
         .target(name: "DeformTensor", dependencies: ["CBLAS"]),
         .target(name: "DeformNN", dependencies: ["DeformTensor"]),
         .target(name: "DeformIO", dependencies: ["DeformTensor", "ZIPFoundation"]),
+        .target(name: "DeformNRSfM", dependencies: ["DeformIO", "DeformNN", "DeformTensor"]),
         .executableTarget(name: "deform", dependencies: [
-            "DeformTensor", "DeformNN",
+            "DeformTensor", "DeformNN", "DeformIO", "DeformNRSfM",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "DeformTensorTests", dependencies: ["DeformTensor"]),
@@ -29,6 +31,7 @@ let package = Package(
         .testTarget(name: "DeformIOTests", dependencies: [
             "DeformIO", "DeformTensor", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
+        .testTarget(name: "DeformNRSfMTests", dependencies: ["DeformNRSfM", "DeformNN", "DeformTensor"]),
     ],
     swiftLanguageModes: [.v5]
 )
