@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "DeformTensor", targets: ["DeformTensor"]),
         .library(name: "DeformNN", targets: ["DeformNN"]),
+        .library(name: "DeformGeometry", targets: ["DeformGeometry"]),
         .executable(name: "deform", targets: ["deform"]),
     ],
     dependencies: [
@@ -17,12 +18,14 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
         .target(name: "DeformTensor", dependencies: ["CBLAS"]),
         .target(name: "DeformNN", dependencies: ["DeformTensor"]),
+        .target(name: "DeformGeometry", dependencies: ["DeformTensor"]),
         .executableTarget(name: "deform", dependencies: [
             "DeformTensor", "DeformNN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "DeformTensorTests", dependencies: ["DeformTensor"]),
         .testTarget(name: "DeformNNTests", dependencies: ["DeformNN", "DeformTensor"]),
+        .testTarget(name: "DeformGeometryTests", dependencies: ["DeformGeometry", "DeformTensor"]),
     ],
     swiftLanguageModes: [.v5]
 )
