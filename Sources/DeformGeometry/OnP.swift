@@ -99,7 +99,7 @@ public enum OnP {
         let inv = nm.inverse.transposed
         let a0 = inv * c0, a1 = inv * c1
         var (q0, q1) = orthonormalRows(a0, a1)
-        var rot = M3(r0: q0, r1: q1, r2: cross(q0, q1))
+        var rot = M3(r0: q0, r1: q1, r2: crossV(q0, q1))
 
         func cost(_ r: M3, _ s: Double) -> Double {
             var e = 0.0
@@ -158,7 +158,7 @@ public enum OnP {
         }
         // Keep the rotation exactly orthonormal after repeated products.
         (q0, q1) = orthonormalRows(rot.r0, rot.r1)
-        rot = M3(r0: q0, r1: q1, r2: cross(q0, q1))
+        rot = M3(r0: q0, r1: q1, r2: crossV(q0, q1))
         let t = wMean - s * SIMD2(dot(rot.r0, xMean), dot(rot.r1, xMean))
         return (rot, s, t, (cost(rot, s) / Double(count)).squareRoot())
     }

@@ -345,24 +345,84 @@ extension SO3 {
     /// Completes 2x3 matrices (two approximate rotation **rows**) `[..., 2, 3]` to rotations
     /// `[..., 3, 3]`.
     ///
-    /// The result is the rotation nearest to `[m; 0ᵀ]` in Frobenius norm. Since the third row
-    /// contributes nothing, that is: the two rows replaced by the nearest pair of orthonormal rows
-    /// (`Q = (m mᵀ)^(-1/2) m`, the SVD projection onto the Stiefel manifold) and the third row
-    /// `q₁ × q₂`. This is how PAUL's least-squares 2x3 camera becomes a rotation (Sec. 2.4.2, step 2).
-    /// Differentiable (through ``Linalg/projectToSO3(_:)``); needs `m` of rank 2.
+    /// The result is the rotation nearest to `[m; 0ᵀ]` in Frobenius norm (what
+    /// ``Linalg/projectToSO3(_:)`` returns for that matrix). Since the third row contributes
+    /// nothing, that is: the two rows replaced by the nearest pair of orthonormal rows
+    /// (`Q = (m mᵀ)^(-1/2) m = U Vᵀ` from the thin SVD `m = U Σ Vᵀ`, the projection onto the Stiefel
+    /// manifold) and the third row `q₁ × q₂`. This is how PAUL's least-squares 2x3 camera becomes
+    /// a rotation (Sec. 2.4.2, step 2); the result is never a reflection.
+    ///
+    /// Computed per item in Double from the closed-form eigen-decomposition of the 2x2 matrix
+    /// `m mᵀ` (no iterative SVD). Differentiable with the polar-factor derivative, whose
+    /// denominators are `σ₁ + σ₂`, `σ₁` and `σ₂`: finite for rank-2 input, clamped when `σ₂ → 0`
+    /// (where the completion is not unique).
     /// - Throws: ``TensorError`` for a wrong shape or NaN/Inf input.
     public static func completeFromRows(_ m: Tensor) throws -> Tensor {
-        let batch = try checkedBatchShape(m, trailing: [2, 3], op: "SO3.completeFromRows")
-        return try Linalg.projectToSO3(Tensor.concat([m, Tensor.zeros(batch + [1, 3])], axis: -2))
+        _ = try checkedBatchShape(m, trailing: [2, 3], op: "SO3.completeFromRows")
+        try checkFinite(m, op: "SO3.completeFromRows")
+        return itemKernel("SO3.completeFromRows", m, inTrailing: [2, 3], outTrailing: [3, 3], forward: { p, o in
+            let d = stiefelSVD(p)
+            M3(r0: d.u1.x * d.v1 + d.u2.x * d.v2, r1: d.u1.y * d.v1 + d.u2.y * d.v2, r2: crossV(d.v1, d.v2)).store(o)
+        }, backward: { p, g, o in
+            let d = stiefelSVD(p)
+            let v3 = crossV(d.v1, d.v2)
+            let rb = M3(g)
+            // As for the 3x3 polar factor with Ũ = diag(U, 1), s̃ = (σ₁, σ₂, 0), V = [v₁ v₂ v₃]:
+            // G = Ũᵀ R̄ V, X_ij = (G_ij - G_ji)/(s̃_i + s̃_j), m̄ = first two rows of Ũ X Vᵀ.
+            func ut(_ u: SIMD2<Double>) -> V3 { u.x * rb.r0 + u.y * rb.r1 }     // R̄ᵀ ũ (ũ with zero third entry)
+            let a1 = ut(d.u1), a2 = ut(d.u2), a3 = rb.r2
+            let floor = 1e-7 * d.s1 + 1e-30
+            let x12 = (dot(a1, d.v2) - dot(a2, d.v1)) / Swift.max(d.s1 + d.s2, floor)
+            let x13 = (dot(a1, v3) - dot(a3, d.v1)) / Swift.max(d.s1, floor)
+            let x23 = (dot(a2, v3) - dot(a3, d.v2)) / Swift.max(d.s2, floor)
+            // Rows i = 1, 2 of Σ_j X_ij v_jᵀ (the third row of m is the constant zero).
+            let w1 = x12 * d.v2 + x13 * v3, w2 = -x12 * d.v1 + x23 * v3
+            let r0 = d.u1.x * w1 + d.u2.x * w2, r1 = d.u1.y * w1 + d.u2.y * w2
+            o[0] = Float(r0.x); o[1] = Float(r0.y); o[2] = Float(r0.z)
+            o[3] = Float(r1.x); o[4] = Float(r1.y); o[5] = Float(r1.z)
+        })
     }
 
     /// Completes 3x2 matrices (two approximate rotation **columns**) `[..., 3, 2]` to rotations
     /// `[..., 3, 3]`: the nearest rotation to `[m 0]`, i.e. the nearest orthonormal pair of columns
-    /// and their cross product as the third column. Differentiable; needs `m` of rank 2.
+    /// and their cross product as the third column (``completeFromRows(_:)`` of `mᵀ`, transposed).
+    /// Differentiable; needs `m` of rank 2.
     /// - Throws: ``TensorError`` for a wrong shape or NaN/Inf input.
     public static func completeFromColumns(_ m: Tensor) throws -> Tensor {
-        let batch = try checkedBatchShape(m, trailing: [3, 2], op: "SO3.completeFromColumns")
-        return try Linalg.projectToSO3(Tensor.concat([m, Tensor.zeros(batch + [3, 1])], axis: -1))
+        _ = try checkedBatchShape(m, trailing: [3, 2], op: "SO3.completeFromColumns")
+        return try completeFromRows(m.transposed()).transposed()
+    }
+
+    /// Thin SVD `m = Σ_k σ_k u_k v_kᵀ` of a row-major 2x3 matrix, in Double: `u_k` from the
+    /// closed-form eigenvectors of `m mᵀ` (with `det [u₁ u₂] = +1`), `v_k = mᵀ u_k / σ_k`. For
+    /// rank < 2, `v₂` is any unit vector orthogonal to `v₁`.
+    static func stiefelSVD(_ p: UnsafePointer<Float>) -> (u1: SIMD2<Double>, u2: SIMD2<Double>, s1: Double, s2: Double, v1: V3, v2: V3) {
+        let a = V3(Double(p[0]), Double(p[1]), Double(p[2])), b = V3(Double(p[3]), Double(p[4]), Double(p[5]))
+        let pp = dot(a, a), q = dot(a, b), rr = dot(b, b)
+        let half = (pp - rr) / 2, rad = (half * half + q * q).squareRoot()
+        let l1 = (pp + rr) / 2 + rad
+        // Larger root from the sum; the smaller from the determinant, which avoids cancellation.
+        let l2 = l1 > 0 ? Swift.max(pp * rr - q * q, 0) / l1 : 0
+        // Eigenvector of l1: (l1 - rr, q) or (q, l1 - pp), whichever is longer.
+        var e1 = SIMD2(l1 - rr, q), e2 = SIMD2(q, l1 - pp)
+        if (e2 * e2).sum() > (e1 * e1).sum() { swap(&e1, &e2) }
+        let len = (e1 * e1).sum().squareRoot()
+        let u1 = len > 0 ? e1 / len : SIMD2(1, 0)
+        let u2 = SIMD2(-u1.y, u1.x)
+        let s1 = l1.squareRoot(), s2 = l2.squareRoot()
+        var v1 = u1.x * a + u1.y * b, v2 = u2.x * a + u2.y * b
+        let n1 = dot(v1, v1).squareRoot()
+        v1 = n1 > 0 ? v1 / n1 : V3(1, 0, 0)
+        v2 = v2 - dot(v2, v1) * v1
+        let n2 = dot(v2, v2).squareRoot()
+        if n2 > 1e-12 * Swift.max(n1, 1e-300) {
+            v2 /= n2
+        } else {
+            let e: V3 = Swift.abs(v1.x) < 0.9 ? V3(1, 0, 0) : V3(0, 1, 0)
+            v2 = e - dot(e, v1) * v1
+            v2 /= dot(v2, v2).squareRoot()
+        }
+        return (u1, u2, s1, s2, v1, v2)
     }
 
     /// Geodesic angle between rotations, `|log(R₁ᵀ R₂)|` in radians `[...]` (no gradient; for

@@ -8,7 +8,7 @@ typealias V3 = SIMD3<Double>
 
 @inline(__always) func dot(_ a: V3, _ b: V3) -> Double { a.x * b.x + a.y * b.y + a.z * b.z }
 
-@inline(__always) func cross(_ a: V3, _ b: V3) -> V3 {
+@inline(__always) func crossV(_ a: V3, _ b: V3) -> V3 {
     V3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x)
 }
 
@@ -46,7 +46,7 @@ struct M3 {
 
     var transposed: M3 { M3(r0: V3(r0.x, r1.x, r2.x), r1: V3(r0.y, r1.y, r2.y), r2: V3(r0.z, r1.z, r2.z)) }
     var trace: Double { r0.x + r1.y + r2.z }
-    var determinant: Double { dot(r0, cross(r1, r2)) }
+    var determinant: Double { dot(r0, crossV(r1, r2)) }
 
     @inline(__always) static func * (a: M3, v: V3) -> V3 { V3(dot(a.r0, v), dot(a.r1, v), dot(a.r2, v)) }
 
@@ -70,7 +70,7 @@ struct M3 {
 
     /// Inverse by the adjugate (rows of the inverse's transpose are cross products of rows).
     var inverse: M3 {
-        let c0 = cross(r1, r2), c1 = cross(r2, r0), c2 = cross(r0, r1)
+        let c0 = crossV(r1, r2), c1 = crossV(r2, r0), c2 = crossV(r0, r1)
         let inv = 1 / dot(r0, c0)
         // Columns of the inverse are c0, c1, c2 scaled by 1/det.
         return M3(r0: V3(c0.x, c1.x, c2.x) * inv, r1: V3(c0.y, c1.y, c2.y) * inv, r2: V3(c0.z, c1.z, c2.z) * inv)

@@ -121,8 +121,18 @@ import Testing
             try! PAULSolver.solve(points2D: xs[0], shapes: [xs[1], xs[2]], mask: mask).cameraShape
         }
         #expect(masked.passed, "PAUL solver with mask: \(masked)")
-        let n = rng.normal([2, 3, 3]) + Tensor.eye(3) * 3
-        let rs = GradientCheck.check([rng.normal([2, 2, 3]), n]) { PAULSolver.solveRight3($0[0], $0[1]) }
-        #expect(rs.passed, "solveRight3: \(rs)")
+        // The least-squares camera of Eq. 2.9 on its own (its ridge included), with and without a mask.
+        for m in [nil, mask] {
+            let rc = GradientCheck.check([w, a, b]) { xs in
+                try! PAULSolver.solve(points2D: xs[0], shapes: [xs[1], xs[2]], mask: m, ridge: 0.05).leastSquaresCamera
+            }
+            #expect(rc.passed, "least-squares camera (mask: \(m != nil)): \(rc)")
+        }
+        // Depth and camera shape together (both outputs of the fused camera-frame kernel).
+        let rd = GradientCheck.check([w, a, b]) { xs in
+            let s = try! PAULSolver.solve(points2D: xs[0], shapes: [xs[1], xs[2]], mask: mask)
+            return flatConcat([s.cameraShape, s.depth * 2])
+        }
+        #expect(rd.passed, "camera shape and depth: \(rd)")
     }
 }

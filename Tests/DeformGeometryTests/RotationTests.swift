@@ -138,6 +138,21 @@ private func rodriguesReference(_ w: [Double]) -> [[Double]] {
         #expect(maxDiff(fixed, done) < 0.02)
     }
 
+    @Test func completionMatchesTheProjectionOfThePaddedMatrix() throws {
+        // Reference: Linalg.projectToSO3([m; 0]) by the 3x3 SVD, values and gradients.
+        var rng = RandomGenerator(seed: 9)
+        let m = rng.normal([12, 2, 3])
+        let padded = { (x: Tensor) in Tensor.concat([x, Tensor.zeros([12, 1, 3])], axis: -2) }
+        #expect(maxDiff(try SO3.completeFromRows(m), try Linalg.projectToSO3(padded(m))) < 2e-6)
+        let seed = rng.normal([12, 3, 3])
+        let fast = valueAndGrad(at: [m]) { xs in (try! SO3.completeFromRows(xs[0]) * seed).sum() }.gradients[0]
+        let ref = valueAndGrad(at: [m]) { xs in (try! Linalg.projectToSO3(padded(xs[0])) * seed).sum() }.gradients[0]
+        #expect(maxDiff(fast, ref) < 1e-4)
+        let cols = m.transposed()
+        let padCols = Tensor.concat([cols, Tensor.zeros([12, 3, 1])], axis: -1)
+        #expect(maxDiff(try SO3.completeFromColumns(cols), try Linalg.projectToSO3(padCols)) < 2e-6)
+    }
+
     @Test func hatAndCross() {
         var rng = RandomGenerator(seed: 8)
         let v = rng.normal([6, 3]), x = rng.normal([6, 3])
