@@ -25,6 +25,17 @@ import Testing
         #expect(rid.passed, "log near identity: \(rid)")
     }
 
+    @Test func logAlongSO3NearAHalfTurn() {
+        // Within 0.01 rad of π the log takes its axis from the symmetric part; along SO(3) its
+        // gradient must still be exact: log(exp(ω)) = ω has the identity Jacobian.
+        let axis: [Float] = [0.48, -0.6, 0.64]
+        for angle: Float in [Float.pi - 0.05, Float.pi - 0.004] {
+            let w = Tensor(axis.map { $0 * angle }, shape: [1, 3])
+            let r = GradientCheck.check([w], step: 1e-3) { SO3.log(SO3.exp($0[0])) }
+            #expect(r.passed, "angle \(angle): \(r)")
+        }
+    }
+
     @Test func quaternions() {
         var rng = RandomGenerator(seed: 2)
         let q = rng.normal([5, 4])
