@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "DeformNN", targets: ["DeformNN"]),
         .library(name: "DeformIO", targets: ["DeformIO"]),
         .library(name: "DeformNRSfM", targets: ["DeformNRSfM"]),
+        .library(name: "DeformGeometry", targets: ["DeformGeometry"]),
         .executable(name: "deform", targets: ["deform"]),
     ],
     dependencies: [
@@ -21,9 +22,10 @@ let package = Package(
         .target(name: "DeformTensor", dependencies: ["CBLAS"]),
         .target(name: "DeformNN", dependencies: ["DeformTensor"]),
         .target(name: "DeformIO", dependencies: ["DeformTensor", "ZIPFoundation"]),
-        .target(name: "DeformNRSfM", dependencies: ["DeformIO", "DeformNN", "DeformTensor"]),
+        .target(name: "DeformNRSfM", dependencies: ["DeformGeometry", "DeformIO", "DeformNN", "DeformTensor"]),
+        .target(name: "DeformGeometry", dependencies: ["DeformTensor"]),
         .executableTarget(name: "deform", dependencies: [
-            "DeformTensor", "DeformNN", "DeformIO", "DeformNRSfM",
+            "DeformTensor", "DeformNN", "DeformIO", "DeformGeometry", "DeformNRSfM",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "DeformTensorTests", dependencies: ["DeformTensor"]),
@@ -31,7 +33,8 @@ let package = Package(
         .testTarget(name: "DeformIOTests", dependencies: [
             "DeformIO", "DeformTensor", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
-        .testTarget(name: "DeformNRSfMTests", dependencies: ["DeformNRSfM", "DeformNN", "DeformTensor"]),
+        .testTarget(name: "DeformNRSfMTests", dependencies: ["DeformNRSfM", "DeformGeometry", "DeformNN", "DeformTensor"]),
+        .testTarget(name: "DeformGeometryTests", dependencies: ["DeformGeometry", "DeformTensor"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+@testable import DeformGeometry
+@testable import DeformTensor
+
+@Suite struct MetricTests {
+    /// A non-planar 5-point ground truth (two frames) with nonzero depth spread.
+    private var groundTruth: Tensor {
+        Tensor([1, 0, 0.5, -1, 0, -0.2, 0, 1, 0.3, 0, -1, -0.6, 0.2, 0.3, 1,
+                2, 1, 0, 0, 1, 1, 1, 2, -1, 1, 0, 0.5, 1, 1, 0.2], shape: [2, 5, 3])
+    }
+
+    @Test func normalizedErrorFlipAndCentring() throws {
+        let gt = groundTruth
+        #expect(try Metrics3D.normalizedError(prediction: gt, groundTruth: gt).mean == 0)
+        // A translated prediction scores 0: both shapes are centred.
+        let moved = gt + Tensor([3, -2, 10])
+        let movedError = try Metrics3D.normalizedError(prediction: moved, groundTruth: gt)
+        #expect(movedError.mean < 1e-4, "\(movedError)")
+        // A depth-flipped prediction scores 0, and the flip is reported per frame.
+        let flipped = gt * Tensor([1, 1, -1]) + Tensor([0, 0, 7])
+        let ne = try Metrics3D.normalizedError(prediction: flipped, groundTruth: gt)
+        #expect(ne.mean < 1e-5)
+        #expect(ne.flipped == [true, true])
+        #expect(try Metrics3D.normalizedError(prediction: flipped, groundTruth: gt, flip: false).mean > 10)
+        // A prediction 10% too large (about its centre) is 10% off, in percent.
+        let centre = gt.mean(axes: [1], keepDims: true)
+        let big = try Metrics3D.normalizedError(prediction: (gt - centre) * 1.1 + centre, groundTruth: gt)
+        #expect(abs(big.perFrame[0] - 10) < 1e-4 && abs(big.perFrame[1] - 10) < 1e-4)
+        #expect(try Metrics3D.normalizedError(prediction: (gt - centre) * 1.1, groundTruth: gt, alignScale: true).mean < 1e-4)
+    }
+
+    @Test func normalizedErrorHandComputedFrame() throws {
+        // Centred ground truth ±e_x, ±e_y (|G|_F = 2); moving one predicted point by (0.4, 0, 0)
+        // moves the centre by 0.1, so the residual rows are (0.3, 0, 0) and three times (-0.1, 0, 0):
+        // |E|_F = √(0.09 + 0.03) and NE = 100 √0.12 / 2.
+        let gt = Tensor([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]])
+        let pred = gt + Tensor([[0.4, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]])
+        let ne = try Metrics3D.normalizedError(prediction: pred, groundTruth: gt)
+        #expect(ne.perFrame.count == 1)
+        #expect(abs(ne.mean - 100 * 0.12.squareRoot() / 2) < 1e-5)
+    }
+
+    @Test func mpjpeScaleDepthAndFlip() throws {
+        let gt = groundTruth
+        // Mean depth removed, scale normalised, depth flipped: all of these score 0.
+        let pred = (gt * Tensor([1, 1, -1])) * 3 + Tensor([0, 0, 5])
+        let m = try Metrics3D.mpjpe(prediction: pred, groundTruth: gt * 1)
+        #expect(m.mean < 1e-5)
+        #expect(m.flipped == [true, true])
+        // Without the scale normalisation the error is not 0.
+        #expect(try Metrics3D.mpjpe(prediction: pred, groundTruth: gt, alignScale: false).mean > 0.5)
+        // A lateral offset is not removed by the depth centring: every point is 1 off.
+        let lateral = try Metrics3D.mpjpe(prediction: gt + Tensor([1, 0, 0]), groundTruth: gt, alignScale: false)
+        #expect(abs(lateral.mean - 1) < 1e-6)
+        #expect(try Metrics3D.mpjpe(prediction: gt + Tensor([1, 0, 0]), groundTruth: gt, centering: .mean, alignScale: false).mean < 1e-6)
+        // Root-relative: the root coincides after centring.
+        let root = try Metrics3D.mpjpe(prediction: gt + Tensor([2, 2, 2]), groundTruth: gt, centering: .root(3), alignScale: false)
+        #expect(root.mean < 1e-6)
+        // Masked points are ignored, even when they hold NaN.
+        let mask = Tensor([[1, 1, 1, 1, 0], [1, 1, 0, 1, 1]])
+        let bad = Tensor.where(mask.unsqueezed(-1), gt, Tensor(Float.nan))
+        #expect(try Metrics3D.mpjpe(prediction: bad, groundTruth: gt, mask: mask).mean < 1e-6)
+    }
+
+    @Test func paMPJPEAlignsSimilarities() throws {
+        var rng = RandomGenerator(seed: 1)
+        let gt = groundTruth, r = SO3.random([2], using: &rng)
+        let pred = SimilarityTransform(rotation: r, translation: Tensor([[1, 2, 3], [-1, 0, 4]]), scale: Tensor([0.3, 2])).apply(gt)
+        let pa = try Metrics3D.paMPJPE(prediction: pred, groundTruth: gt)
+        #expect(pa.mean < 1e-5, "\(pa)")
+        #expect(pa.flipped == [false, false])
+        // A reflection is not a rotation: only the flip option removes it.
+        let mirrored = pred * Tensor([1, 1, -1])
+        #expect(try Metrics3D.paMPJPE(prediction: mirrored, groundTruth: gt).mean < 1e-5)
+        #expect(try Metrics3D.paMPJPE(prediction: mirrored, groundTruth: gt, flip: false).mean > 0.05)
+        // Noise: PA-MPJPE is at most the MPJPE of the unaligned (but centred, scaled) prediction.
+        let noisy = gt + rng.normal(gt.shape, std: 0.1)
+        let a = try Metrics3D.paMPJPE(prediction: noisy, groundTruth: gt).mean
+        let b = try Metrics3D.mpjpe(prediction: noisy, groundTruth: gt, centering: .mean).mean
+        #expect(a > 0 && a <= b + 1e-9)
+    }
+
+    @Test func stressMatchesItsDefinition() throws {
+        var rng = RandomGenerator(seed: 2)
+        let gt = groundTruth
+        // Invariant to rigid motion and the depth flip.
+        let rigid = Camera.transform(gt, rotation: SO3.random([2], using: &rng), translation: Tensor([5, 5, 5]))
+        #expect(try Metrics3D.stress(prediction: rigid, groundTruth: gt).mean < 1e-5)
+        #expect(try Metrics3D.stress(prediction: gt * Tensor([1, 1, -1]), groundTruth: gt).mean < 1e-6)
+        // Three points 3-4-5 triangle; a prediction twice as large is off by each distance.
+        let tri = Tensor([[0, 0, 0], [3, 0, 0], [0, 4, 0]])
+        let s = try Metrics3D.stress(prediction: tri * 2, groundTruth: tri)
+        #expect(abs(s.mean - (3 + 4 + 5) / 3.0) < 1e-6)
+        #expect(try Metrics3D.stress(prediction: tri * 2, groundTruth: tri, alignScale: true).mean < 1e-6)
+    }
+
+    @Test func metricsRejectBadInput() {
+        let gt = groundTruth
+        #expect(throws: TensorError.self) { try Metrics3D.normalizedError(prediction: gt.narrow(axis: 1, start: 0, length: 4), groundTruth: gt) }
+        #expect(throws: TensorError.self) { try Metrics3D.mpjpe(prediction: gt * Float.nan, groundTruth: gt) }
+        #expect(throws: TensorError.self) { try Metrics3D.mpjpe(prediction: gt, groundTruth: gt, centering: .root(9)) }
+        #expect(throws: TensorError.self) { try Metrics3D.stress(prediction: gt, groundTruth: gt, mask: Tensor([[1, 0, 0, 0, 0], [1, 1, 1, 1, 1]])) }
+        #expect(throws: TensorError.self) { try Metrics3D.normalizedError(prediction: gt, groundTruth: gt * 0) }
+    }
+}
