@@ -1,3 +1,4 @@
+import DeformGeometry
 import DeformNN
 import DeformTensor
 import Foundation
@@ -46,62 +47,25 @@ public final class PAULModel: Module {
         codes = rng.normal([frames, config.bottleneck], std: config.codeInitStd)
     }
 
-    /// f_d(φ) as shapes [N, 3, P].
-    public func decode(_ phi: Tensor) -> Tensor { decoder(phi).reshaped([phi.shape[0], 3, points]) }
+    /// f_d(φ) as shapes [N, P, 3].
+    public func decode(_ phi: Tensor) -> Tensor { decoder(phi).reshaped([phi.shape[0], points, 3]) }
 
-    /// f_d∘f_e(S) for shapes [N, 3, P].
+    /// f_d∘f_e(S) for shapes [N, P, 3].
     public func autoencode(_ s: Tensor) -> Tensor { decode(encoder(s.reshaped([s.shape[0], 3 * points]))) }
 }
 
-/// Output of PAUL's lower-level solver for a batch.
-public struct PAULCamera {
-    /// Rotations [N, 3, 3] (camera = R · canonical).
-    public var rotations: Tensor
-    /// Depths z* [N, P] of the observed points.
-    public var depths: Tensor
-}
-
 public enum PAUL {
-    /// The differentiable closed-form lower-level solution (Eqs. 2.9-2.10).
-    ///
-    /// - `w`: centred 2D observations [N, 2, P]; `a = f_d∘f_e∘f_d(φ)`, `b = f_d(φ)`: [N, 3, P].
-    /// 1. R̃ = W(A+B)ᵀ (AAᵀ + BBᵀ)⁻¹ ∈ R^{2×3}, the least-squares camera of Eq. 2.9.
-    /// 2. Completed to 3x3 with r̃₃ = (r̃₁ × r̃₂)/√‖r̃₁ × r̃₂‖ (so an exact scaled rotation s·R
-    ///    completes to s·R, keeping the rows' weights equal), then projected onto SO(3) by SVD.
-    /// 3. z* = ½(Aᵀ r₃ + Bᵀ r₃) (Eq. 2.10), with r₃ the third row of R*.
-    public static func lowerLevel(w: Tensor, a: Tensor, b: Tensor) throws -> PAULCamera {
-        let sum = a + b
-        let m = w.matmul(sum.transposed())                                    // [N, 2, 3]
-        let g = a.matmul(a.transposed()) + b.matmul(b.transposed())           // [N, 3, 3]
-        let rt = try Linalg.solve(g, m.transposed()).transposed()             // G symmetric
-        let r1 = rt.narrow(axis: 1, start: 0, length: 1).squeezed([1])        // [N, 3]
-        let r2 = rt.narrow(axis: 1, start: 1, length: 1).squeezed([1])
-        let c = cross(r1, r2)
-        let r3 = c / (c.norm(axes: [1], keepDims: true) + 1e-12).sqrt()
-        let r = try Linalg.projectToSO3(Tensor.concat([rt, r3.unsqueezed(1)], axis: 1))
-        let rz = r.narrow(axis: 1, start: 2, length: 1)                         // [N, 1, 3]
-        let z = rz.matmul(sum).squeezed([1]) * 0.5                              // [N, P]
-        return PAULCamera(rotations: r, depths: z)
-    }
-
-    /// Row-wise cross product of [N, 3] tensors.
-    static func cross(_ u: Tensor, _ v: Tensor) -> Tensor {
-        let yzx = [1, 2, 0], zxy = [2, 0, 1]
-        return u.indexSelect(axis: 1, indices: yzx) * v.indexSelect(axis: 1, indices: zxy)
-             - u.indexSelect(axis: 1, indices: zxy) * v.indexSelect(axis: 1, indices: yzx)
-    }
-
-    /// Per-frame losses of Eq. 2.7 with the lower level substituted (all points visible).
-    /// Returns (total, reconstruction part) averaged over frames.
-    public static func loss(model: PAULModel, w: Tensor, codes: Tensor, config: PAULConfig) throws -> (total: Tensor, camera: PAULCamera) {
-        let b = model.decode(codes)
-        let a = config.useAutoencoderTerm ? model.autoencode(b) : b
-        let cam = try lowerLevel(w: w, a: a, b: b)
-        let sCam = Tensor.concat([w, cam.depths.unsqueezed(1)], axis: 1)        // [W; z*ᵀ]
-        let canon = cam.rotations.transposed().matmul(sCam)                      // R*ᵀ[W; z*ᵀ]
-        var perFrame = (b - canon).norm(axes: [1, 2])                            // L_recon.AD (Frobenius)
+    /// Per-frame losses of Eq. 2.7 with the lower level (Eqs. 2.9-2.10, ``PAULSolver``)
+    /// substituted, all points visible; averaged over frames. `w` is [N, P, 2], centred.
+    public static func loss(model: PAULModel, w: Tensor, codes: Tensor, config: PAULConfig) throws -> (total: Tensor, camera: PAULSolver.Solution) {
+        let b = model.decode(codes)                                               // f_d(φ)
+        let a = config.useAutoencoderTerm ? model.autoencode(b) : b               // f_d∘f_e∘f_d(φ)
+        let cam = try PAULSolver.solve(points2D: w, shapes: config.useAutoencoderTerm ? [a, b] : [b])
+        // Rows: camera = canonical · Rᵀ, so canonical = [W; z*ᵀ]ᵀ · R.
+        let canon = cam.cameraShape.matmul(cam.rotation)
+        var perFrame = (b - canon).norm(axes: [1, 2])                             // L_recon.AD (Frobenius, not squared)
         if config.useAutoencoderTerm { perFrame = perFrame + (a - canon).norm(axes: [1, 2]) }  // L_recon.AE
-        perFrame = perFrame + config.codeWeight * codes.square().sum(axes: [1])
+        perFrame = perFrame + config.codeWeight * codes.square().sum(axes: [1])   // 0.01‖φ‖² of L_reg (Eq. 2.12)
         return (perFrame.mean(), cam)
     }
 }

@@ -1,10 +1,11 @@
+import DeformGeometry
 import DeformNN
 import DeformTensor
 import Foundation
 
 /// Centred, globally scaled 2D observations, as PAUL trains on them.
 public struct NormalizedTracks {
-    /// [N, 2, P], each frame centred on its mean, all frames divided by one `scale`.
+    /// [N, P, 2], each frame centred on its mean, all frames divided by one `scale`.
     public var w: Tensor
     /// The factor that makes the RMS point radius 1 (the source does not say how W is
     /// scale-normalised; one global factor keeps relative scale between frames).
@@ -15,7 +16,7 @@ public struct NormalizedTracks {
         let centred = points2D - points2D.mean(axes: [1], keepDims: true)
         let rms = centred.square().sum(axes: [2]).mean().item.squareRoot()
         scale = rms > 0 ? rms : 1
-        w = (centred / scale).permuted(0, 2, 1)
+        w = centred / scale
     }
 }
 
@@ -64,14 +65,13 @@ extension PAUL {
                 progress?(step, last)
             }
         }
-        let (finalLoss, cam) = try GradMode.withoutGrad { () throws -> (Tensor, PAULCamera) in
+        let (finalLoss, cam) = try GradMode.withoutGrad { () throws -> (Tensor, PAULSolver.Solution) in
             let r = try PAUL.loss(model: model, w: norm.w, codes: model.codes, config: config)
             return (r.total, r.camera)
         }
-        let sCam = Tensor.concat([norm.w, cam.depths.unsqueezed(1)], axis: 1) * norm.scale
         let canonical = GradMode.withoutGrad { model.decode(model.codes) } * norm.scale
-        return PAULResult(points3D: sCam.permuted(0, 2, 1), rotations: cam.rotations,
-                          canonical: canonical.permuted(0, 2, 1), codes: model.codes.detached(),
+        return PAULResult(points3D: cam.cameraShape * norm.scale, rotations: cam.rotation,
+                          canonical: canonical, codes: model.codes.detached(),
                           lossHistory: history.map { (step: $0.0, loss: $0.1) }, finalLoss: finalLoss.item, model: model)
     }
 }
