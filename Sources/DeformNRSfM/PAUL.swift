@@ -26,6 +26,10 @@ public struct PAULConfig: Codable, Sendable {
     public var minLearningRate: Float = 1e-5
     /// Use the auto-encoder term L_recon.AE (false gives the ADL ablation: L_recon.AD + L_reg only).
     public var useAutoencoderTerm = true
+    /// Iterations at the start during which the codes are held at zero, so one rigid mean shape and
+    /// the cameras are fitted before any deformation (not in the source; a remedy for wrong basins
+    /// on sequences like pickup, chosen without ground truth). 0 disables it.
+    public var rigidWarmupIterations = 0
     public var seed: UInt64 = 0
 
     public init() {}

@@ -54,7 +54,8 @@ extension PAUL {
         for step in 0..<config.iterations {
             var thrown: Error?
             let (loss, grads) = valueAndGrad(model) { m -> Tensor in
-                do { return try PAUL.loss(model: m, w: norm.w, codes: m.codes, config: config).total }
+                let codes = step < config.rigidWarmupIterations ? m.codes * 0 : m.codes
+                do { return try PAUL.loss(model: m, w: norm.w, codes: codes, config: config).total }
                 catch { thrown = error; return Tensor(0) }
             }
             if let thrown { throw thrown }

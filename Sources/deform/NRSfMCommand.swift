@@ -57,6 +57,8 @@ struct NRSfMFit: ParsableCommand {
     @Option(help: "Training iterations.") var iterations: Int?
     @Option(help: "Adam learning rate.") var learningRate: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Iterations of rigid warm-up (codes held at zero) before deformation is learned.")
+    var rigidWarmup: Int?
     @Option(help: "Independent restarts (seeds seed, seed+1, ...); the one with the lowest training loss is kept (no ground truth involved).")
     var restarts = 1
     @Option(name: .shortAndLong, help: "Run folder to write.") var output: String
@@ -78,6 +80,7 @@ struct NRSfMFit: ParsableCommand {
         if let bottleneck { config.bottleneck = bottleneck }
         if let iterations { config.iterations = iterations }
         if let learningRate { config.learningRate = learningRate }
+        if let rigidWarmup { config.rigidWarmupIterations = rigidWarmup }
         config.useAutoencoderTerm = method == .paul
         let run = try RunFolder(output, overwrite: overwrite)
         do {
