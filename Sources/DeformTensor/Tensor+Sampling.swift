@@ -183,6 +183,10 @@ private func checkGrid(_ input: Tensor, _ grid: Tensor, dims: Int, op: String) {
     if grid.rank != dims + 2 || grid.shape[0] != input.shape[0] || grid.shape[dims + 1] != dims {
         fail(.shapeMismatch(op: op, expected: "grid \(gridNames) for input \(input.shape)", found: "\(grid.shape)"))
     }
+    // The kernels clamp tap offsets into the input, which needs at least one pixel per axis.
+    if input.shape[2...].contains(0) {
+        fail(.shapeMismatch(op: op, expected: "input \(names) with non-empty spatial dimensions", found: "\(input.shape)"))
+    }
 }
 
 /// Samples `input` [N, C, H, W] bilinearly at `grid` [N, Ho, Wo, 2] locations, like PyTorch's
