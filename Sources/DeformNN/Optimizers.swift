@@ -195,8 +195,11 @@ public final class SGD: Optimizer {
             forChunks(count) { r in for i in r { p[i] -= lr * (gr[i] + wd * p[i]) } }
             return
         }
-        let first = buffers[name] == nil
-        let buf = buffers[name] ?? StateBuffer(count: count)
+        // A buffer of another size (restored state of another model, or a resized parameter)
+        // starts over, as Adam's state does.
+        let existing = buffers[name].flatMap { $0.values.count == count ? $0 : nil }
+        let first = existing == nil
+        let buf = existing ?? StateBuffer(count: count)
         buffers[name] = buf
         let damp = 1 - dampening, nest = nesterov
         buf.values.withUnsafeMutableBufferPointer { bp in

@@ -1,0 +1,34 @@
+import Testing
+import Foundation
+@testable import DeformNN
+import DeformTensor
+
+/// Edge cases of the layers and optimizers: degenerate shapes and state that does not fit.
+@Suite struct NNEdgeCaseTests {
+    /// Momentum buffers restored for a parameter of another size (a checkpoint of another model,
+    /// or a parameter resized since) are dropped, as Adam does, instead of being indexed out of range.
+    @Test func sgdMomentumStateOfAnotherSizeStartsFresh() throws {
+        final class Vec: Module {
+            @Parameter var p: Tensor
+            init(_ n: Int) { p = Tensor.ones([n]) }
+        }
+        let model = Vec(64)
+        let opt = SGD(learningRate: 0.1, momentum: 0.9)
+        try opt.loadState(["momentum_buffer.p": Tensor([100, 100])])
+        let g = Tensor.full([64], 2)
+        opt.update(model: model, gradients: ["p": g])
+        // A fresh buffer makes the first step plain SGD: p = 1 - 0.1 * 2.
+        #expect(model.p.scalars.allSatisfy { abs($0 - 0.8) < 1e-6 }, "\(model.p)")
+        #expect(opt.stateTensors()["momentum_buffer.p"]?.count == 64)
+    }
+
+    @Test func groupNormGradientOnEmptySpatialInput() {
+        let gn = GroupNorm(groups: 2, channels: 4)
+        let x = Tensor.zeros([2, 4, 0]).requiringGrad()
+        let y = gn(x)
+        #expect(y.shape == [2, 4, 0])
+        let gs = grad(of: y.sum(), wrt: [x, gn.weight!, gn.bias!])
+        #expect(gs[0].shape == [2, 4, 0])
+        #expect(gs[1].scalars == [0, 0, 0, 0] && gs[2].scalars == [0, 0, 0, 0])
+    }
+}
