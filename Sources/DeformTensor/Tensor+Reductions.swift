@@ -92,13 +92,16 @@ extension Tensor {
 
     /// Maximum over `axes`; NaN propagates and ties share the gradient equally (like PyTorch's `amax`).
     public func max(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
-        // Once the running value is NaN no comparison replaces it.
-        extreme(axes, keepDims, name: "max", initial: -.infinity) { acc, v in v > acc || v.isNaN ? v : acc }
+        extreme(axes, keepDims, name: "max", initial: -.infinity, nanPropagatingMax)
     }
     /// Minimum over `axes`; NaN propagates and ties share the gradient equally (like PyTorch's `amin`).
     public func min(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
-        extreme(axes, keepDims, name: "min", initial: .infinity) { acc, v in v < acc || v.isNaN ? v : acc }
+        extreme(axes, keepDims, name: "min", initial: .infinity, nanPropagatingMin)
     }
+
+    /// Maximum over normalised `axes` with keep-dims shape, -∞ over no elements (no recording):
+    /// the shift that keeps `exp` in range for softmax and logsumexp.
+    func maxShift(_ axes: [Int]) -> Tensor { reduceRaw(axes, initial: -.infinity, nanPropagatingMax) }
     public func max(axis: Int, keepDims: Bool = false) -> Tensor { max(axes: [axis], keepDims: keepDims) }
     public func min(axis: Int, keepDims: Bool = false) -> Tensor { min(axes: [axis], keepDims: keepDims) }
 
@@ -170,21 +173,20 @@ extension Tensor {
     /// `log(sum(exp(x)))` over `axes`, computed stably.
     public func logSumExp(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
         let ax = normalizedAxes(axes, op: "logsumexp")
-        let m = GradMode.withoutGrad { max(axes: ax, keepDims: true) }.mapScalars { $0.isFinite ? $0 : 0 }
+        let m = maxShift(ax).mapScalars { $0.isFinite ? $0 : 0 }
         let r = (self - m).exp().sum(axes: ax, keepDims: true).log() + m
         return keepDims ? r : r.reshaped(Tensor.reducedShape(shape, ax, keepDims: false))
     }
 
     /// Softmax along `axis`, with a fused VJP `y * (g - sum(g * y))`.
     public func softmax(axis: Int = -1) -> Tensor {
-        let a = normalizeAxis(axis, rank: rank, op: "softmax")
+        let ax = normalizedAxes([axis], op: "softmax")
         let y = GradMode.withoutGrad { () -> Tensor in
-            let m = max(axes: [a], keepDims: true)
-            let e = (self - m).exp()
-            return e / e.sum(axes: [a], keepDims: true)
+            let e = (self - maxShift(ax)).exp()
+            return e / e.sum(axes: ax, keepDims: true)
         }
         return Tensor.record("softmax", output: y, inputs: [self]) { g in
-            let dot = (g * y).sum(axes: [a], keepDims: true)
+            let dot = (g * y).sum(axes: ax, keepDims: true)
             return [y * (g - dot)]
         }
     }
@@ -194,3 +196,7 @@ extension Tensor {
         self - logSumExp(axes: [axis], keepDims: true)
     }
 }
+
+/// `max` that keeps a NaN once it has seen one (`Swift.max` drops a NaN in either position).
+@inline(__always) private func nanPropagatingMax(_ acc: Float, _ v: Float) -> Float { v > acc || v.isNaN ? v : acc }
+@inline(__always) private func nanPropagatingMin(_ acc: Float, _ v: Float) -> Float { v < acc || v.isNaN ? v : acc }

@@ -46,6 +46,17 @@ import Foundation
         #expect(gs[2].scalars == [3, 3])
     }
 
+    @Test func softmaxAndLogSumExpOverAnEmptyAxis() {
+        // PyTorch: logsumexp over nothing is log(0) = -inf; softmax of nothing is empty.
+        let x = Tensor.zeros([2, 0]).requiringGrad()
+        let lse = x.logSumExp(axes: [1])
+        #expect(lse.shape == [2] && lse.scalars.allSatisfy { $0 == -.infinity }, "\(lse)")
+        let s = x.softmax(axis: 1)
+        #expect(s.shape == [2, 0])
+        #expect(grad(of: s.sum(), wrt: x).shape == [2, 0])
+        #expect(Tensor.zeros([0, 3]).logSoftmax(axis: 1).shape == [0, 3])
+    }
+
     @Test func axisMinusOneWorksOnZeroDimensionalTensors() {
         let s = Tensor(3)
         #expect(s.sum(axis: -1).item == 3)
