@@ -32,14 +32,17 @@ public enum Threads {
 
     /// Splits `0..<count` into at most `coreCount` contiguous chunks of at least `minChunk` items and
     /// runs them concurrently. Chunk boundaries depend only on `count`, `minChunk` and the core
-    /// count, never on timing.
+    /// count, never on timing. Worker threads run with the caller's ``GradMode`` (as PyTorch's
+    /// `parallel_for` carries its thread-local grad mode), so `withoutGrad` covers them too.
     @inline(__always)
     public static func parallelRanges(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
         let chunks = Swift.min(coreCount, Swift.max(1, count / Swift.max(minChunk, 1)))
         if chunks <= 1 { if count > 0 { body(0..<count) }; return }
+        let gradEnabled = GradMode.isEnabled
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             let lo = count * c / chunks, hi = count * (c + 1) / chunks
-            if hi > lo { body(lo..<hi) }
+            if hi <= lo { return }
+            if gradEnabled { body(lo..<hi) } else { GradMode.withoutGrad { body(lo..<hi) } }
         }
     }
 }

@@ -118,6 +118,22 @@ import Foundation
 
     // MARK: Threads
 
+    /// Like PyTorch's `parallel_for`, the engine's parallel loop carries the caller's grad mode into
+    /// its worker threads, so ops run there inside `withoutGrad` do not record.
+    @Test func parallelRangesCarryNoGradIntoWorkers() {
+        let x = Tensor([1, 2]).requiringGrad()
+        let recorded = LockedBox(0)
+        GradMode.withoutGrad {
+            Threads.parallelRanges(Threads.coreCount * 4) { _ in
+                if (x * 2).isTracked || GradMode.isEnabled { recorded.value += 1 }
+            }
+        }
+        #expect(recorded.value == 0)
+        let enabled = LockedBox(0)
+        Threads.parallelRanges(Threads.coreCount * 4) { _ in if GradMode.isEnabled { enabled.value += 1 } }
+        #expect(enabled.value == Swift.min(Threads.coreCount, Threads.coreCount * 4))
+    }
+
     /// Two threads inside overlapping single-threaded BLAS regions: the one leaving first must not
     /// give BLAS its threads back while the other is still inside.
     @Test func overlappingSingleThreadedBLASRegionsStaySingleThreaded() {
