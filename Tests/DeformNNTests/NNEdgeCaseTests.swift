@@ -22,6 +22,36 @@ import DeformTensor
         #expect(opt.stateTensors()["momentum_buffer.p"]?.count == 64)
     }
 
+    /// A step counter that is not a non-negative integer (a corrupt or foreign state file) throws
+    /// instead of trapping in the Float-to-Int conversion.
+    @Test func adamStateWithABadStepCounterThrows() {
+        for bad: Float in [.nan, .infinity, -3, 2.5, 1e30] {
+            let opt = Adam()
+            #expect(throws: CheckpointError.self, "step \(bad)") {
+                try opt.loadState(["exp_avg.w": Tensor([0, 0]), "exp_avg_sq.w": Tensor([0, 0]), "step.w": Tensor(bad)])
+            }
+        }
+        let opt = Adam()
+        #expect(throws: Never.self) {
+            try opt.loadState(["exp_avg.w": Tensor([0, 0]), "exp_avg_sq.w": Tensor([0, 0]), "step.w": Tensor(7)])
+        }
+        #expect(opt.stateTensors()["step.w"]?.item == 7)
+    }
+
+    /// State read from a file that does not fit the optimizer names that file.
+    @Test func optimizerStateErrorsNameTheFile() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("opt.safetensors")
+        try writeSafetensors(["bogus.w": Tensor([1])], to: url, metadata: ["optimizer": "SGD", "step": "3"])
+        do {
+            try SGD(learningRate: 0.1).loadState(from: url)
+            Issue.record("loading foreign state did not throw")
+        } catch {
+            #expect("\(error)".contains(url.path) && "\(error)".contains("bogus.w"), "\(error)")
+        }
+    }
+
     @Test func groupNormGradientOnEmptySpatialInput() {
         let gn = GroupNorm(groups: 2, channels: 4)
         let x = Tensor.zeros([2, 4, 0]).requiringGrad()
