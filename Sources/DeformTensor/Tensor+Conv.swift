@@ -720,6 +720,28 @@ private func checkPositive(_ pair: (Int, Int), _ what: String, op: String, allow
     }
 }
 
+/// Checks what conv2d and convTranspose2d share: an NCHW input, a 4-D weight holding the input's
+/// channels in dimension 1 ([O, C, kh, kw]), or in dimension 0 when `transposed`
+/// ([C_in, C_out, kh, kw]), a bias over the weight's other channel dimension, positive stride and
+/// dilation, and non-negative padding.
+private func checkConvArguments(op: String, input: Tensor, weight: Tensor, bias: Tensor?, transposed: Bool,
+                                stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)) {
+    if input.rank != 4 {
+        fail(.shapeMismatch(op: op, expected: transposed ? "input [N, C_in, H, W]" : "input [N, C, H, W]", found: "\(input.shape)"))
+    }
+    let inAxis = transposed ? 0 : 1, outAxis = 1 - inAxis
+    if weight.rank != 4 || weight.shape[inAxis] != input.shape[1] {
+        let layout = transposed ? "[\(input.shape[1]), C_out, kh, kw]" : "[O, \(input.shape[1]), kh, kw]"
+        fail(.shapeMismatch(op: op, expected: "weight \(layout) for input \(input.shape)", found: "\(weight.shape)"))
+    }
+    if let bias, bias.shape != [weight.shape[outAxis]] {
+        fail(.shapeMismatch(op: op, expected: "bias [\(weight.shape[outAxis])]", found: "\(bias.shape)"))
+    }
+    checkPositive(stride, "stride", op: op)
+    checkPositive(dilation, "dilation", op: op)
+    checkPositive(padding, "padding", op: op, allowZero: true)
+}
+
 /// 2-D cross-correlation over NCHW tensors, like PyTorch's `F.conv2d` (groups = 1).
 ///
 /// - Parameters:
@@ -736,16 +758,8 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, stride:
 func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
             dilation: (Int, Int), lowering: ConvLowering?) -> Tensor {
     let op = "conv2d"
-    if input.rank != 4 { fail(.shapeMismatch(op: op, expected: "input [N, C, H, W]", found: "\(input.shape)")) }
-    if weight.rank != 4 || weight.shape[1] != input.shape[1] {
-        fail(.shapeMismatch(op: op, expected: "weight [O, \(input.shape[1]), kh, kw] for input \(input.shape)", found: "\(weight.shape)"))
-    }
-    if let bias, bias.shape != [weight.shape[0]] {
-        fail(.shapeMismatch(op: op, expected: "bias [\(weight.shape[0])]", found: "\(bias.shape)"))
-    }
-    checkPositive(stride, "stride", op: op)
-    checkPositive(dilation, "dilation", op: op)
-    checkPositive(padding, "padding", op: op, allowZero: true)
+    checkConvArguments(op: op, input: input, weight: weight, bias: bias, transposed: false,
+                       stride: stride, padding: padding, dilation: dilation)
     let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
     let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
     let hNum = h + 2 * padding.0 - dilation.0 * (kh - 1) - 1, wNum = w + 2 * padding.1 - dilation.1 * (kw - 1) - 1
@@ -786,16 +800,8 @@ public func convTranspose2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil
 func convTranspose2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
                      outputPadding: (Int, Int), dilation: (Int, Int), lowering: ConvLowering?) -> Tensor {
     let op = "convTranspose2d"
-    if input.rank != 4 { fail(.shapeMismatch(op: op, expected: "input [N, C_in, H, W]", found: "\(input.shape)")) }
-    if weight.rank != 4 || weight.shape[0] != input.shape[1] {
-        fail(.shapeMismatch(op: op, expected: "weight [\(input.shape[1]), C_out, kh, kw] for input \(input.shape)", found: "\(weight.shape)"))
-    }
-    if let bias, bias.shape != [weight.shape[1]] {
-        fail(.shapeMismatch(op: op, expected: "bias [\(weight.shape[1])]", found: "\(bias.shape)"))
-    }
-    checkPositive(stride, "stride", op: op)
-    checkPositive(dilation, "dilation", op: op)
-    checkPositive(padding, "padding", op: op, allowZero: true)
+    checkConvArguments(op: op, input: input, weight: weight, bias: bias, transposed: true,
+                       stride: stride, padding: padding, dilation: dilation)
     checkPositive(outputPadding, "outputPadding", op: op, allowZero: true)
     if !(outputPadding.0 < stride.0 || outputPadding.0 < dilation.0) || !(outputPadding.1 < stride.1 || outputPadding.1 < dilation.1) {
         fail(.invalidArgument(op: op, message: "outputPadding must be smaller than stride or dilation, found outputPadding \(outputPadding) with stride \(stride) and dilation \(dilation)"))
