@@ -61,4 +61,36 @@ import DeformTensor
         #expect(gs[0].shape == [2, 4, 0])
         #expect(gs[1].scalars == [0, 0, 0, 0] && gs[2].scalars == [0, 0, 0, 0])
     }
+
+    /// Random byte changes, truncations and header edits of a valid file: every one decodes or
+    /// throws, none crashes.
+    @Test func damagedFilesNeverCrashTheDecoder() {
+        let valid = encodeSafetensors(["a": Tensor([1, 2, 3]), "bb": Tensor.ones([2, 2]), "c": Tensor(5), "e": Tensor.zeros([0, 3])], metadata: ["k": "v"])
+        var rng = RandomGenerator(seed: 1)
+        var thrown = 0
+        for _ in 0..<2000 {
+            var d = [UInt8](valid)
+            let kind = rng.int(below: 4)
+            let hl = Int(d[0]) + 256 * Int(d[1]) + 8
+            switch kind {
+            case 0: let i = rng.int(below: d.count); d[i] = UInt8(rng.int(below: 256))
+            case 1: let i = 8 + rng.int(below: hl - 8); d[i] = [UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "e"), UInt8(ascii: "1"), UInt8(ascii: "."), UInt8(ascii: "0"), UInt8(ascii: "]"), UInt8(ascii: ",")][rng.int(below: 8)]
+            case 2: d = Array(d.prefix(rng.int(below: d.count)))
+            default:
+                let s = String(decoding: d[8..<hl], as: UTF8.self)
+                let edits = [("\"F32\"", "\"F64\""), ("[3]", "[1e30]"), ("[0,12]", "[12,0]"), ("\"shape\":[]", "\"shape\":[-1]"),
+                             ("[2,2]", "[4294967296,4294967296]")]
+                let (from, to) = edits[rng.int(below: edits.count)]
+                let ns = s.replacingOccurrences(of: from, with: to)
+                var h = Array(ns.utf8)
+                while h.count % 8 != 0 { h.append(0x20) }
+                var out = withUnsafeBytes(of: UInt64(h.count).littleEndian) { Array($0) }
+                out += h
+                out += d[hl...]
+                d = out
+            }
+            do { _ = try decodeSafetensors(Data(d)) } catch { thrown += 1 }
+        }
+        #expect(thrown > 0)
+    }
 }
