@@ -196,14 +196,16 @@ func fusedNormalize(_ x: Tensor, n: Int, c: Int, s: Int, pooling: NormPooling, w
     case .perChannel: pools = c; poolSegments = n
     }
     let m = poolSegments * s
-    // Segment j of pool k: its flat offset and channel.
-    @inline(__always) func segment(_ k: Int, _ j: Int) -> (offset: Int, channel: Int) {
+    // Segment j of pool k: its flat offset, channel, and (sample, channel) index.
+    @inline(__always) func segment(_ k: Int, _ j: Int) -> (offset: Int, channel: Int, index: Int) {
         switch pooling {
         case .perSample(let groups):
             let ch = (k % groups) * poolSegments + j
-            return (((k / groups) * c + ch) * s, ch)
+            let index = (k / groups) * c + ch
+            return (index * s, ch, index)
         case .perChannel:
-            return ((j * c + k) * s, k)
+            let index = j * c + k
+            return (index * s, k, index)
         }
     }
     var means = [Float](repeating: 0, count: pools), rstds = [Float](repeating: 0, count: pools)
@@ -236,7 +238,7 @@ func fusedNormalize(_ x: Tensor, n: Int, c: Int, s: Int, pooling: NormPooling, w
                         let rstd = 1 / (variance + eps).squareRoot()
                         pm[k] = mean; pr[k] = rstd; pv[k] = variance
                         for j in 0..<poolSegments {
-                            let (off, ch) = segment(k, j)
+                            let (off, ch, _) = segment(k, j)
                             let a = rstd * (pw?[ch] ?? 1)
                             let shift = (pb?[ch] ?? 0) - mean * a
                             let src = px + off, dst = py + off
@@ -266,7 +268,7 @@ func fusedNormalize(_ x: Tensor, n: Int, c: Int, s: Int, pooling: NormPooling, w
                         let mean = meansC[k], rstd = rstdsC[k]
                         var sumG = 0.0, sumGX = 0.0
                         for j in 0..<poolSegments {
-                            let (off, ch) = segment(k, j)
+                            let (off, ch, seg) = segment(k, j)
                             let w = pw?[ch] ?? 1
                             let xs = px + off, gs = pg + off
                             var a: Float = 0, b: Float = 0
@@ -275,13 +277,12 @@ func fusedNormalize(_ x: Tensor, n: Int, c: Int, s: Int, pooling: NormPooling, w
                                 a += gs[i]
                                 b += gs[i] * xh
                             }
-                            let seg = off / s
                             dwp[seg] = b; dbp[seg] = a
                             sumG += Double(a * w); sumGX += Double(b * w)
                         }
                         let meanG = m > 0 ? Float(sumG / Double(m)) : 0, meanGX = m > 0 ? Float(sumGX / Double(m)) : 0
                         for j in 0..<poolSegments {
-                            let (off, ch) = segment(k, j)
+                            let (off, ch, _) = segment(k, j)
                             let w = pw?[ch] ?? 1
                             let xs = px + off, gs = pg + off, dst = pgx + off
                             for i in 0..<s {

@@ -151,7 +151,9 @@ extension Optimizer {
         guard let stepText = meta["step"], let s = Int(stepText), s >= 0 else {
             throw CheckpointError.corrupt(file: url.path, message: "metadata has no valid 'step' entry")
         }
-        try loadState(tensors)
+        do { try loadState(tensors) } catch let error as CheckpointError {
+            throw error.naming(file: url.path)
+        }
         step = s
         return meta
     }
@@ -195,8 +197,11 @@ public final class SGD: Optimizer {
             forChunks(count) { r in for i in r { p[i] -= lr * (gr[i] + wd * p[i]) } }
             return
         }
-        let first = buffers[name] == nil
-        let buf = buffers[name] ?? StateBuffer(count: count)
+        // A buffer of another size (restored state of another model, or a resized parameter)
+        // starts over, as Adam's state does.
+        let existing = buffers[name].flatMap { $0.values.count == count ? $0 : nil }
+        let first = existing == nil
+        let buf = existing ?? StateBuffer(count: count)
         buffers[name] = buf
         let damp = 1 - dampening, nest = nesterov
         buf.values.withUnsafeMutableBufferPointer { bp in
@@ -330,7 +335,15 @@ public class Adam: Optimizer {
         for (key, t) in tensors {
             if key.hasPrefix("exp_avg_sq.") { slot(String(key.dropFirst(11)), t.count).v = t.scalars }
             else if key.hasPrefix("exp_avg.") { slot(String(key.dropFirst(8)), t.count).m = t.scalars }
-            else if key.hasPrefix("step.") { slot(String(key.dropFirst(5)), 0).t = Int(t.scalars.first ?? 0) }
+            else if key.hasPrefix("step.") {
+                // Checked before converting: a NaN or huge Float would trap in Int(_:).
+                let v = t.count == 1 ? t.scalars[0] : -1
+                guard v >= 0, v < 1e15, v.rounded(.towardZero) == v else {
+                    throw CheckpointError.invalidState(file: nil, tensor: key,
+                                                       message: "holds \(t.scalars) (shape \(t.shape)); expected one non-negative integer step count")
+                }
+                slot(String(key.dropFirst(5)), 0).t = Int(v)
+            }
             else { unexpected.append(key) }
         }
         var bad: [CheckpointError.ShapeMismatch] = []

@@ -23,6 +23,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case unsupportedDType(file: String, tensor: String, dtype: String)
     /// The file's tensors do not match the model's parameters and buffers.
     case mismatch(file: String?, missing: [String], unexpected: [String], shapeMismatches: [ShapeMismatch])
+    /// A tensor has the right name but a value that cannot be state (e.g. a negative step count).
+    case invalidState(file: String?, tensor: String, message: String)
 
     public var description: String {
         switch self {
@@ -40,6 +42,22 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
                 parts.append("\(shapes.count) shape mismatch(es): " + shapes.map { "\($0.name) expected \($0.expected) found \($0.found)" }.joined(separator: "; "))
             }
             return "checkpoint \(file ?? "state") does not match the model: " + parts.joined(separator: "; ")
+        case let .invalidState(file, tensor, message):
+            return "checkpoint \(file ?? "state"): tensor '\(tensor)' \(message)"
+        }
+    }
+}
+
+extension CheckpointError {
+    /// The same error, naming `file` where it had none (state checked after it was read).
+    func naming(file path: String) -> CheckpointError {
+        switch self {
+        case let .mismatch(nil, missing, unexpected, shapes):
+            return .mismatch(file: path, missing: missing, unexpected: unexpected, shapeMismatches: shapes)
+        case let .invalidState(nil, tensor, message):
+            return .invalidState(file: path, tensor: tensor, message: message)
+        default:
+            return self
         }
     }
 }

@@ -19,23 +19,54 @@ public enum Threads {
 
     /// Runs `body` with OpenBLAS limited to one thread, restoring the previous count afterwards.
     /// Use around `concurrentPerform` regions that call BLAS per item.
+    ///
+    /// The thread count is process-wide, so overlapping regions (nested, or on several threads)
+    /// are counted: the first one in saves and lowers it, the last one out restores it.
     public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-        let saved = blasThreads
-        if saved != 1 { blasThreads = 1 }
-        defer { if saved != 1 { blasThreads = saved } }
+        singleThreadedRegions.enter()
+        defer { singleThreadedRegions.leave() }
         return try body()
     }
 
+    private static let singleThreadedRegions = BLASRegionCounter()
+
     /// Splits `0..<count` into at most `coreCount` contiguous chunks of at least `minChunk` items and
     /// runs them concurrently. Chunk boundaries depend only on `count`, `minChunk` and the core
-    /// count, never on timing.
+    /// count, never on timing. Worker threads run with the caller's ``GradMode`` (as PyTorch's
+    /// `parallel_for` carries its thread-local grad mode), so `withoutGrad` covers them too.
     @inline(__always)
     public static func parallelRanges(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
         let chunks = Swift.min(coreCount, Swift.max(1, count / Swift.max(minChunk, 1)))
         if chunks <= 1 { if count > 0 { body(0..<count) }; return }
+        let gradEnabled = GradMode.isEnabled
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             let lo = count * c / chunks, hi = count * (c + 1) / chunks
-            if hi > lo { body(lo..<hi) }
+            if hi <= lo { return }
+            if gradEnabled { body(lo..<hi) } else { GradMode.withoutGrad { body(lo..<hi) } }
         }
+    }
+}
+
+/// Depth of the overlapping single-threaded BLAS regions and the thread count to restore.
+private final class BLASRegionCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var depth = 0
+    private var saved = 1
+
+    func enter() {
+        lock.lock()
+        defer { lock.unlock() }
+        if depth == 0 {
+            saved = Threads.blasThreads
+            if saved != 1 { Threads.blasThreads = 1 }
+        }
+        depth += 1
+    }
+
+    func leave() {
+        lock.lock()
+        defer { lock.unlock() }
+        depth -= 1
+        if depth == 0 && saved != 1 { Threads.blasThreads = saved }
     }
 }

@@ -25,36 +25,38 @@ public struct RandomGenerator: Sendable {
     /// Uniform in [0, 1) with 24 random bits (exactly representable in Float32).
     @inline(__always) static func unit(_ b: UInt64) -> Float { Float(b >> 40) * (1.0 / 16_777_216.0) }
 
-    /// Uniform values in [low, high).
-    public mutating func uniform(_ shape: [Int], low: Float = 0, high: Float = 1) -> Tensor {
+    /// A tensor of `shape` filled on the cores by `body(generator, range, pointer)`, each call
+    /// writing the elements in `range`; then the counter moves past the `drawsPerElement` values
+    /// each element consumed. (The element loop stays in `body` so it is compiled in place.)
+    @inline(__always)
+    private mutating func fill(_ shape: [Int], drawsPerElement: UInt64, minChunk: Int,
+                               _ body: (RandomGenerator, Range<Int>, UnsafeMutablePointer<Float>) -> Void) -> Tensor {
         var t = Tensor(uninitializedShape: shape)
         let n = t.count
         let me = self
         t.withUnsafeMutableBufferPointer { p in
-            Threads.parallelRanges(n, minChunk: 1 << 16) { r in
-                for i in r { p[i] = low + (high - low) * RandomGenerator.unit(me.bits(UInt64(i))) }
-            }
+            Threads.parallelRanges(n, minChunk: minChunk) { r in body(me, r, p.baseAddress!) }
         }
-        counter &+= UInt64(n)
+        counter &+= drawsPerElement * UInt64(n)
         return t
+    }
+
+    /// Uniform values in [low, high).
+    public mutating func uniform(_ shape: [Int], low: Float = 0, high: Float = 1) -> Tensor {
+        fill(shape, drawsPerElement: 1, minChunk: 1 << 16) { g, r, p in
+            for i in r { p[i] = low + (high - low) * RandomGenerator.unit(g.bits(UInt64(i))) }
+        }
     }
 
     /// Normal values by Box-Muller (each element uses its own pair of counters).
     public mutating func normal(_ shape: [Int], mean: Float = 0, std: Float = 1) -> Tensor {
-        var t = Tensor(uninitializedShape: shape)
-        let n = t.count
-        let me = self
-        t.withUnsafeMutableBufferPointer { p in
-            Threads.parallelRanges(n, minChunk: 1 << 15) { r in
-                for i in r {
-                    let u1 = (Double(me.bits(2 * UInt64(i)) >> 11) + 1) * (1.0 / 9_007_199_254_740_993.0)
-                    let u2 = Double(me.bits(2 * UInt64(i) + 1) >> 11) * (1.0 / 9_007_199_254_740_992.0)
-                    p[i] = mean + std * Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
-                }
+        fill(shape, drawsPerElement: 2, minChunk: 1 << 15) { g, r, p in
+            for i in r {
+                let u1 = (Double(g.bits(2 * UInt64(i)) >> 11) + 1) * (1.0 / 9_007_199_254_740_993.0)
+                let u2 = Double(g.bits(2 * UInt64(i) + 1) >> 11) * (1.0 / 9_007_199_254_740_992.0)
+                p[i] = mean + std * Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
             }
         }
-        counter &+= 2 * UInt64(n)
-        return t
     }
 
     /// Bernoulli(p) mask of 0/1 values.

@@ -311,6 +311,38 @@ struct WinogradPlan {
         store(0, t0); store(1, t1); store(2, t2); store(3, t3)
     }
 
+    /// Input transform of the tile rows `tileRows` of a padded image: V[ξ][ci][tile] in `v`
+    /// (``inputBlockCount`` floats), shared by the forward pass and the weight gradient.
+    private func transformInputBlock(_ p: UnsafePointer<Float>, tileRows: Range<Int>, into v: UnsafeMutablePointer<Float>) {
+        for ci in 0..<cIn {
+            for ti in tileRows {
+                let rows = UnsafeRawPointer(p + (ci * hp + 2 * ti) * pitch)
+                let dst = v + ci * ld + (ti - tileRows.lowerBound) * tw
+                var tj = 0
+                while tj < tw {
+                    inputTransform(rows, tj, dst + tj, cIn * ld)
+                    tj += 8
+                }
+            }
+        }
+    }
+
+    /// Per-thread buffers of one Winograd pass: the padded image and the transformed blocks.
+    struct Scratch {
+        let padded: KernelScratch, v: KernelScratch, m: KernelScratch
+    }
+
+    func makeScratch() -> Scratch {
+        Scratch(padded: KernelScratch(paddedCount), v: KernelScratch(inputBlockCount), m: KernelScratch(outputBlockCount))
+    }
+
+    /// Pads one image and correlates it (see ``run(padded:u:bias:y:v:m:)``).
+    func run(image x: UnsafePointer<Float>, u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+             y: UnsafeMutablePointer<Float>, scratch: Scratch) {
+        pad(x, scratch.padded.pointer)
+        run(padded: scratch.padded.pointer, u: u, bias: bias, y: y, v: scratch.v.pointer, m: scratch.m.pointer)
+    }
+
     /// Correlates one padded image (see ``pad(_:_:)``) with the transformed weight `u` and writes
     /// [cOut, hOut, wOut] (plus `bias` per output channel) to `y`.
     func run(padded p: UnsafePointer<Float>, u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
@@ -319,18 +351,7 @@ struct WinogradPlan {
         while tr0 < th {
             let tr1 = Swift.min(th, tr0 + rowsPerBlock)
             let tiles = (tr1 - tr0) * tw
-            // Input transform: V[ξ][ci][tile].
-            for ci in 0..<cIn {
-                for ti in tr0..<tr1 {
-                    let rows = UnsafeRawPointer(p + (ci * hp + 2 * ti) * pitch)
-                    let dst = v + ci * ld + (ti - tr0) * tw
-                    var tj = 0
-                    while tj < tw {
-                        inputTransform(rows, tj, dst + tj, cIn * ld)
-                        tj += 8
-                    }
-                }
-            }
+            transformInputBlock(p, tileRows: tr0..<tr1, into: v)
             for xi in 0..<16 {
                 sgemm(false, false, cOut, tiles, cIn, u + xi * cOut * cIn, cIn, v + xi * cIn * ld, ld,
                       beta: 0, m + xi * cOut * ld, ld)
@@ -409,17 +430,7 @@ struct WinogradPlan {
         while tr0 < th {
             let tr1 = Swift.min(th, tr0 + rowsPerBlock)
             let tiles = (tr1 - tr0) * tw
-            for ci in 0..<cIn {
-                for ti in tr0..<tr1 {
-                    let rows = UnsafeRawPointer(p + (ci * hp + 2 * ti) * pitch)
-                    let dst = v + ci * ld + (ti - tr0) * tw
-                    var tj = 0
-                    while tj < tw {
-                        inputTransform(rows, tj, dst + tj, cIn * ld)
-                        tj += 8
-                    }
-                }
-            }
+            transformInputBlock(p, tileRows: tr0..<tr1, into: v)
             // A gy Aᵀ per 2x2 gradient tile: rows (g0, g0 + g1, g0 - g1, -g1), then the same on columns.
             for oc in 0..<cOut {
                 for ti in tr0..<tr1 {
@@ -530,37 +541,32 @@ extension ConvGeometry {
             let plan = WinogradPlan(cIn: c, cOut: o, hIn: h, wIn: w, padH: ph, padW: pw)
             let u = WinogradPlan.transformWeight(wt, cOut: o, cIn: c, adjoint: false)
             forEachChunk(n) { _, images in
-                let padded = KernelScratch(plan.paddedCount)
-                let v = KernelScratch(plan.inputBlockCount), m = KernelScratch(plan.outputBlockCount)
+                let scratch = plan.makeScratch()
                 for b in images {
-                    plan.pad(xp + b * g.c * g.inPlane, padded.pointer)
-                    plan.run(padded: padded.pointer, u: u.pointer, bias: bp, y: yp + b * g.o * g.outPlane,
-                             v: v.pointer, m: m.pointer)
+                    plan.run(image: xp + b * g.c * g.inPlane, u: u.pointer, bias: bp, y: yp + b * g.o * g.outPlane, scratch: scratch)
                 }
             }
         }
         return y
     }
 
-    /// Gradients of `forward` w.r.t. its input ([n, c, h, w]), weight ([o, c, kh, kw]) and bias
-    /// ([o]) for the output cotangent `gy` [n, o, ho, wo]. `x` is needed only for the weight
-    /// gradient, `weight` only for the input gradient.
-    func backward(_ gy: Tensor, x: Tensor?, weight: Tensor?, bias wantBias: Bool = false,
-                  lowering: ConvLowering? = nil) -> (input: Tensor?, weight: Tensor?, bias: Tensor?) {
+    /// Gradients of `forward` w.r.t. its input ([n, c, h, w]) and weight ([o, c, kh, kw]) for the
+    /// output cotangent `gy` [n, o, ho, wo]. `x` is needed only for the weight gradient, `weight`
+    /// only for the input gradient. (The bias gradient is ``channelSums(_:)`` of `gy`.)
+    func backward(_ gy: Tensor, x: Tensor?, weight: Tensor?,
+                  lowering: ConvLowering? = nil) -> (input: Tensor?, weight: Tensor?) {
         let wantInput = weight != nil, wantWeight = x != nil
         let gx = wantInput ? Tensor(uninitializedShape: [n, c, h, w]) : nil
         let gw = wantWeight ? Tensor(shape: [o, c, kh, kw], repeating: 0) : nil
-        let gb = wantBias ? Tensor(shape: [o], repeating: 0) : nil
         if n * o * outPlane == 0 || ckk == 0 {
             gx?.dataPointer.update(repeating: 0, count: gx!.count)
-            return (gx, gw, gb)
+            return (gx, gw)
         }
         let gyp = gy.dataPointer, xp = x?.dataPointer, wt = weight?.dataPointer, gxp = gx?.dataPointer
         let g = self
         let chunkCount = Swift.min(Threads.coreCount, n)
-        // Per-chunk weight and bias accumulators, reduced in chunk order afterwards (deterministic).
+        // Per-chunk weight accumulators, reduced in chunk order afterwards (deterministic).
         let partials = (0..<(wantWeight ? chunkCount : 0)).map { _ in KernelScratch(g.o * g.ckk) }
-        let biasPartials = (0..<(wantBias ? chunkCount : 0)).map { _ in KernelScratch(g.o) }
         let lowering = resolve(lowering)
         var tapWeight: KernelScratch? = nil
         if lowering == .shifted, let wt { tapWeight = tapMajorWeight(wt) }
@@ -572,17 +578,12 @@ extension ConvGeometry {
         forEachChunk(n) { t, images in
             let gwAcc = wantWeight ? partials[t].pointer : nil
             gwAcc?.update(repeating: 0, count: g.o * g.ckk)
-            let gbAcc = wantBias ? biasPartials[t].pointer : nil
-            gbAcc?.update(repeating: 0, count: g.o)
             switch lowering {
             case .im2col:
                 let col = wantWeight && !g.isPointwise ? KernelScratch(g.ckk * g.outPlane) : nil
                 let dcol = wantInput && !g.isPointwise ? KernelScratch(g.ckk * g.outPlane) : nil
                 for b in images {
                     let gyi = gyp + b * g.o * g.outPlane
-                    if let gbAcc {
-                        for k in 0..<g.o { gbAcc[k] += rowSum(gyi + k * g.outPlane, g.outPlane) }
-                    }
                     if let xp, let gwAcc {
                         let xi = xp + b * g.c * g.inPlane
                         if let col { g.im2col(xi, col.pointer) }
@@ -597,31 +598,23 @@ extension ConvGeometry {
                     }
                 }
             case .winograd:
-                if let gbAcc {
-                    for b in images {
-                        for k in 0..<g.o { gbAcc[k] += rowSum(gyp + (b * g.o + k) * g.outPlane, g.outPlane) }
-                    }
-                }
                 if let xp, let gwAcc, let plan = forwardPlan {
-                    let padded = KernelScratch(plan.paddedCount), paddedGrad = KernelScratch(plan.paddedGradCount)
-                    let v = KernelScratch(plan.inputBlockCount), m = KernelScratch(plan.outputBlockCount)
+                    let scratch = plan.makeScratch(), paddedGrad = KernelScratch(plan.paddedGradCount)
                     let acc = KernelScratch(16 * g.o * g.c)
                     acc.pointer.update(repeating: 0, count: 16 * g.o * g.c)
                     for b in images {
-                        plan.pad(xp + b * g.c * g.inPlane, padded.pointer)
+                        plan.pad(xp + b * g.c * g.inPlane, scratch.padded.pointer)
                         plan.padGradient(gyp + b * g.o * g.outPlane, paddedGrad.pointer)
-                        plan.accumulateWeightGradient(padded: padded.pointer, paddedGradient: paddedGrad.pointer,
-                                                      acc: acc.pointer, v: v.pointer, m: m.pointer)
+                        plan.accumulateWeightGradient(padded: scratch.padded.pointer, paddedGradient: paddedGrad.pointer,
+                                                      acc: acc.pointer, v: scratch.v.pointer, m: scratch.m.pointer)
                     }
                     plan.finishWeightGradient(acc.pointer, into: gwAcc)
                 }
                 if let gxp, let plan = inputPlan, let kernel = inputKernel {
-                    let padded = KernelScratch(plan.paddedCount)
-                    let v = KernelScratch(plan.inputBlockCount), m = KernelScratch(plan.outputBlockCount)
+                    let scratch = plan.makeScratch()
                     for b in images {
-                        plan.pad(gyp + b * g.o * g.outPlane, padded.pointer)
-                        plan.run(padded: padded.pointer, u: kernel.pointer, bias: nil, y: gxp + b * g.c * g.inPlane,
-                                 v: v.pointer, m: m.pointer)
+                        plan.run(image: gyp + b * g.o * g.outPlane, u: kernel.pointer, bias: nil, y: gxp + b * g.c * g.inPlane,
+                                 scratch: scratch)
                     }
                 }
             case .shifted:
@@ -639,9 +632,6 @@ extension ConvGeometry {
                 for b in images {
                     let gyi = gyp + b * g.o * g.outPlane
                     for r in 0..<(g.o * g.ho) { (gyPitched.pointer + r * g.wp).update(from: gyi + r * g.wo, count: g.wo) }
-                    if let gbAcc {
-                        for k in 0..<g.o { gbAcc[k] += rowSum(gyi + k * g.outPlane, g.outPlane) }
-                    }
                     if let xp, let padded, let gwTaps {
                         g.pad(xp + b * g.c * g.inPlane, padded.pointer)
                         for ki in 0..<g.kh {
@@ -678,12 +668,7 @@ extension ConvGeometry {
                 for i in 0..<(o * ckk) { gwp[i] += p.pointer[i] }
             }
         }
-        if let gbp = gb?.dataPointer {
-            for p in biasPartials {
-                for i in 0..<o { gbp[i] += p.pointer[i] }
-            }
-        }
-        return (gx, gw, gb)
+        return (gx, gw)
     }
 }
 
@@ -735,6 +720,28 @@ private func checkPositive(_ pair: (Int, Int), _ what: String, op: String, allow
     }
 }
 
+/// Checks what conv2d and convTranspose2d share: an NCHW input, a 4-D weight holding the input's
+/// channels in dimension 1 ([O, C, kh, kw]), or in dimension 0 when `transposed`
+/// ([C_in, C_out, kh, kw]), a bias over the weight's other channel dimension, positive stride and
+/// dilation, and non-negative padding.
+private func checkConvArguments(op: String, input: Tensor, weight: Tensor, bias: Tensor?, transposed: Bool,
+                                stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)) {
+    if input.rank != 4 {
+        fail(.shapeMismatch(op: op, expected: transposed ? "input [N, C_in, H, W]" : "input [N, C, H, W]", found: "\(input.shape)"))
+    }
+    let inAxis = transposed ? 0 : 1, outAxis = 1 - inAxis
+    if weight.rank != 4 || weight.shape[inAxis] != input.shape[1] {
+        let layout = transposed ? "[\(input.shape[1]), C_out, kh, kw]" : "[O, \(input.shape[1]), kh, kw]"
+        fail(.shapeMismatch(op: op, expected: "weight \(layout) for input \(input.shape)", found: "\(weight.shape)"))
+    }
+    if let bias, bias.shape != [weight.shape[outAxis]] {
+        fail(.shapeMismatch(op: op, expected: "bias [\(weight.shape[outAxis])]", found: "\(bias.shape)"))
+    }
+    checkPositive(stride, "stride", op: op)
+    checkPositive(dilation, "dilation", op: op)
+    checkPositive(padding, "padding", op: op, allowZero: true)
+}
+
 /// 2-D cross-correlation over NCHW tensors, like PyTorch's `F.conv2d` (groups = 1).
 ///
 /// - Parameters:
@@ -751,16 +758,8 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, stride:
 func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
             dilation: (Int, Int), lowering: ConvLowering?) -> Tensor {
     let op = "conv2d"
-    if input.rank != 4 { fail(.shapeMismatch(op: op, expected: "input [N, C, H, W]", found: "\(input.shape)")) }
-    if weight.rank != 4 || weight.shape[1] != input.shape[1] {
-        fail(.shapeMismatch(op: op, expected: "weight [O, \(input.shape[1]), kh, kw] for input \(input.shape)", found: "\(weight.shape)"))
-    }
-    if let bias, bias.shape != [weight.shape[0]] {
-        fail(.shapeMismatch(op: op, expected: "bias [\(weight.shape[0])]", found: "\(bias.shape)"))
-    }
-    checkPositive(stride, "stride", op: op)
-    checkPositive(dilation, "dilation", op: op)
-    checkPositive(padding, "padding", op: op, allowZero: true)
+    checkConvArguments(op: op, input: input, weight: weight, bias: bias, transposed: false,
+                       stride: stride, padding: padding, dilation: dilation)
     let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
     let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
     let hNum = h + 2 * padding.0 - dilation.0 * (kh - 1) - 1, wNum = w + 2 * padding.1 - dilation.1 * (kw - 1) - 1
@@ -777,8 +776,8 @@ func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), 
     guard GradMode.isEnabled, inputs.contains(where: { $0.isTracked }) else { return y }
     let needX = input.isTracked, needW = weight.isTracked, needB = bias?.isTracked ?? false, hasBias = bias != nil
     return Tensor.record(op, output: y, inputs: inputs) { gy in
-        let (gx, gw, gb) = g.backward(gy, x: needW ? xd : nil, weight: needX ? wd : nil, bias: needB, lowering: lowering)
-        return [gx, gw] + (hasBias ? [gb] : [])
+        let (gx, gw) = needX || needW ? g.backward(gy, x: needW ? xd : nil, weight: needX ? wd : nil, lowering: lowering) : (nil, nil)
+        return [gx, gw] + (hasBias ? [needB ? channelSums(gy) : nil] : [])
     }
 }
 
@@ -801,16 +800,8 @@ public func convTranspose2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil
 func convTranspose2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
                      outputPadding: (Int, Int), dilation: (Int, Int), lowering: ConvLowering?) -> Tensor {
     let op = "convTranspose2d"
-    if input.rank != 4 { fail(.shapeMismatch(op: op, expected: "input [N, C_in, H, W]", found: "\(input.shape)")) }
-    if weight.rank != 4 || weight.shape[0] != input.shape[1] {
-        fail(.shapeMismatch(op: op, expected: "weight [\(input.shape[1]), C_out, kh, kw] for input \(input.shape)", found: "\(weight.shape)"))
-    }
-    if let bias, bias.shape != [weight.shape[1]] {
-        fail(.shapeMismatch(op: op, expected: "bias [\(weight.shape[1])]", found: "\(bias.shape)"))
-    }
-    checkPositive(stride, "stride", op: op)
-    checkPositive(dilation, "dilation", op: op)
-    checkPositive(padding, "padding", op: op, allowZero: true)
+    checkConvArguments(op: op, input: input, weight: weight, bias: bias, transposed: true,
+                       stride: stride, padding: padding, dilation: dilation)
     checkPositive(outputPadding, "outputPadding", op: op, allowZero: true)
     if !(outputPadding.0 < stride.0 || outputPadding.0 < dilation.0) || !(outputPadding.1 < stride.1 || outputPadding.1 < dilation.1) {
         fail(.invalidArgument(op: op, message: "outputPadding must be smaller than stride or dilation, found outputPadding \(outputPadding) with stride \(stride) and dilation \(dilation)"))

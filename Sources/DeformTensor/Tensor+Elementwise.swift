@@ -121,9 +121,9 @@ extension Tensor {
         }
     }
 
-    /// `relu'(0) = 0`, as PyTorch.
+    /// `relu'(0) = 0`, as PyTorch; NaN passes through (written so it compiles to one `maxps`).
     public func relu() -> Tensor {
-        unary("relu", { $0 > 0 ? $0 : 0 }) { x, _, g in Tensor.zipScalars(g, x, op: "relu'") { g, x in x > 0 ? g : 0 } }
+        unary("relu", { $0 < 0 ? 0 : $0 }) { x, _, g in Tensor.zipScalars(g, x, op: "relu'") { g, x in x <= 0 ? 0 : g } }
     }
 
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
@@ -182,15 +182,15 @@ extension Tensor {
     public static func + (a: Tensor, b: Tensor) -> Tensor {
         let y = zipScalars(a, b, op: "add", +)
         guard GradMode.isEnabled, a.gradRef != nil || b.gradRef != nil else { return y }
-        let sa = a.shape, sb = b.shape
-        return record("add", output: y, inputs: [a, b]) { g in [g.sumTo(sa), g.sumTo(sb)] }
+        let sa = a.shape, sb = b.shape, aTracked = a.isTracked, bTracked = b.isTracked
+        return record("add", output: y, inputs: [a, b]) { g in [aTracked ? g.sumTo(sa) : nil, bTracked ? g.sumTo(sb) : nil] }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
         let y = zipScalars(a, b, op: "sub", -)
         guard GradMode.isEnabled, a.gradRef != nil || b.gradRef != nil else { return y }
-        let sa = a.shape, sb = b.shape
-        return record("sub", output: y, inputs: [a, b]) { g in [g.sumTo(sa), (-g).sumTo(sb)] }
+        let sa = a.shape, sb = b.shape, aTracked = a.isTracked, bTracked = b.isTracked
+        return record("sub", output: y, inputs: [a, b]) { g in [aTracked ? g.sumTo(sa) : nil, bTracked ? (-g).sumTo(sb) : nil] }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
@@ -218,24 +218,30 @@ extension Tensor {
         guard GradMode.isEnabled, a.gradRef != nil || b.gradRef != nil else { return y }
         let ad = a.detached(), bd = b.detached(), yd = y.detached()
         return record("pow", output: y, inputs: [a, b]) { g in
-            let ga = a.isTracked ? (g * bd * Tensor.pow(ad, bd - Tensor(1))).sumTo(ad.shape) : nil
+            // b·a^(b-1), defined as 0 where b = 0 (PyTorch), so 0^0 does not give 0·∞.
+            let ga = a.isTracked ? (g * zipScalars(ad, bd, op: "pow'") { x, e in e == 0 ? 0 : e * Foundation.pow(x, e - 1) })
+                .sumTo(ad.shape) : nil
             let gb = b.isTracked ? (g * yd * Tensor.zipScalars(ad, ad, op: "log") { x, _ in x > 0 ? Foundation.log(x) : 0 }).sumTo(bd.shape) : nil
             return [ga, gb]
         }
     }
 
-    /// Elementwise maximum; at ties the gradient is split in half (PyTorch's convention).
+    /// Elementwise maximum; NaN in either operand gives NaN, and at ties the gradient is split in
+    /// half (PyTorch's conventions).
     public static func maximum(_ a: Tensor, _ b: Tensor) -> Tensor { extremum(a, b, name: "maximum") { $0 > $1 } }
-    /// Elementwise minimum; at ties the gradient is split in half (PyTorch's convention).
+    /// Elementwise minimum; NaN in either operand gives NaN, and at ties the gradient is split in
+    /// half (PyTorch's conventions).
     public static func minimum(_ a: Tensor, _ b: Tensor) -> Tensor { extremum(a, b, name: "minimum") { $0 < $1 } }
 
     static func extremum(_ a: Tensor, _ b: Tensor, name: String, _ better: @escaping (Float, Float) -> Bool) -> Tensor {
-        let y = zipScalars(a, b, op: name) { better($0, $1) || $0 == $1 ? $0 : $1 }
+        // `b` wins only when it is better or NaN; a NaN `a` wins by never losing.
+        let y = zipScalars(a, b, op: name) { better($1, $0) || $1.isNaN ? $1 : $0 }
         guard GradMode.isEnabled, a.gradRef != nil || b.gradRef != nil else { return y }
-        let ad = a.detached(), bd = b.detached()
+        let ad = a.detached(), bd = b.detached(), aTracked = a.isTracked, bTracked = b.isTracked
         return record(name, output: y, inputs: [a, b]) { g in
-            let wa = zipScalars(ad, bd, op: name) { better($0, $1) ? 1 : ($0 == $1 ? 0.5 : 0) }
-            return [(g * wa).sumTo(ad.shape), (g * (Tensor(1) - wa)).sumTo(bd.shape)]
+            // The gradient follows the value that was picked (the NaN one, if any).
+            let wa = zipScalars(ad, bd, op: name) { x, z in better(x, z) || x.isNaN ? 1 : (x == z ? 0.5 : 0) }
+            return [aTracked ? (g * wa).sumTo(ad.shape) : nil, bTracked ? (g * (Tensor(1) - wa)).sumTo(bd.shape) : nil]
         }
     }
 
@@ -249,10 +255,10 @@ extension Tensor {
         let pm = m.dataPointer, px = x.dataPointer, pz = z.dataPointer, py = y.dataPointer
         for i in 0..<y.count { py[i] = pm[i] != 0 ? px[i] : pz[i] }
         guard GradMode.isEnabled, a.gradRef != nil || b.gradRef != nil else { return y }
-        let sa = a.shape, sb = b.shape
+        let sa = a.shape, sb = b.shape, aTracked = a.isTracked, bTracked = b.isTracked
         y = record("where", output: y, inputs: [a, b]) { g in
-            [zipScalars(m, g, op: "where'") { m, g in m != 0 ? g : 0 }.sumTo(sa),
-             zipScalars(m, g, op: "where'") { m, g in m != 0 ? 0 : g }.sumTo(sb)]
+            [aTracked ? zipScalars(m, g, op: "where'") { m, g in m != 0 ? g : 0 }.sumTo(sa) : nil,
+             bTracked ? zipScalars(m, g, op: "where'") { m, g in m != 0 ? 0 : g }.sumTo(sb) : nil]
         }
         return y
     }

@@ -15,7 +15,8 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     if let bias, bias.shape != [outF] {
         fail(.shapeMismatch(op: "linear", expected: "bias [\(outF)]", found: "\(bias.shape)"))
     }
-    let rows = inF == 0 ? x.count : x.count / inF
+    // From the shape, not x.count / inF, so that inF == 0 still gives one bias row per input row.
+    let rows = x.shape.dropLast().reduce(1, *)
     let y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outF])
     let py = y.dataPointer
     if let bias {

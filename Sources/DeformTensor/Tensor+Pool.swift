@@ -40,6 +40,20 @@ private struct PoolGeometry {
         let work = Swift.max(1, outPlane * kh * kw + inPlane)
         Threads.parallelRanges(planes, minChunk: Swift.max(1, 32768 / work), body)
     }
+
+    /// Visits every row of windows, planes split over the cores: `body(inPlane, outRow, rows)` gets
+    /// the plane's input offset, the flat output index of the row's first window and the rows its
+    /// windows cover; it loops over the row's `wo` windows itself (a call per window costs more than
+    /// a small window's work). Windows of one plane stay on one thread, so a backward pass may add
+    /// into that plane.
+    @inline(__always)
+    func forEachWindowRow(_ body: (_ inPlane: Int, _ outRow: Int, _ rows: Range<Int>) -> Void) {
+        forPlanes { planes in
+            for p in planes {
+                for i in 0..<ho { body(p * inPlane, p * outPlane + i * wo, rows(i)) }
+            }
+        }
+    }
 }
 
 /// 2-D average pooling like PyTorch's `F.avg_pool2d` with `count_include_pad = true`: every window
@@ -56,35 +70,24 @@ public func avgPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? =
     let y = Tensor(uninitializedShape: [n, c, g.ho, g.wo])
     let xp = input.dataPointer, yp = y.dataPointer
     let scale = 1 / Float(g.kh * g.kw)
-    g.forPlanes { planes in
-        for p in planes {
-            let src = xp + p * g.inPlane, dst = yp + p * g.outPlane
-            for i in 0..<g.ho {
-                let rows = g.rows(i)
-                for j in 0..<g.wo {
-                    let cols = g.cols(j)
-                    var s: Float = 0
-                    for r in rows { for q in cols { s += src[r * g.w + q] } }
-                    dst[i * g.wo + j] = s * scale
-                }
-            }
+    g.forEachWindowRow { plane, outRow, rows in
+        let src = xp + plane, dst = yp + outRow
+        for j in 0..<g.wo {
+            let cols = g.cols(j)
+            var s: Float = 0
+            for r in rows { for q in cols { s += src[r * g.w + q] } }
+            dst[j] = s * scale
         }
     }
     let shape = input.shape
     return Tensor.record("avgPool2d", output: y, inputs: [input]) { gy in
         let gx = Tensor(shape: shape, repeating: 0)
         let gp = gy.dataPointer, gxp = gx.dataPointer
-        g.forPlanes { planes in
-            for p in planes {
-                let src = gp + p * g.outPlane, dst = gxp + p * g.inPlane
-                for i in 0..<g.ho {
-                    let rows = g.rows(i)
-                    for j in 0..<g.wo {
-                        let cols = g.cols(j)
-                        let v = src[i * g.wo + j] * scale
-                        for r in rows { for q in cols { dst[r * g.w + q] += v } }
-                    }
-                }
+        g.forEachWindowRow { plane, outRow, rows in
+            let src = gp + outRow, dst = gxp + plane
+            for j in 0..<g.wo {
+                let cols = g.cols(j), v = src[j] * scale
+                for r in rows { for q in cols { dst[r * g.w + q] += v } }
             }
         }
         return [gx]
@@ -107,28 +110,23 @@ public func maxPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? =
     // Index of each window's maximum within its plane, kept for the backward pass.
     let argmax = ArgmaxBuffer(tracked ? y.count : 0)
     let xp = input.dataPointer, yp = y.dataPointer, ap = argmax.pointer
-    g.forPlanes { planes in
-        for p in planes {
-            let src = xp + p * g.inPlane, dst = yp + p * g.outPlane
-            for i in 0..<g.ho {
-                let rows = g.rows(i)
-                for j in 0..<g.wo {
-                    let cols = g.cols(j)
-                    var best = -Float.infinity, at = rows.lowerBound * g.w + cols.lowerBound
-                    for r in rows {
-                        for q in cols {
-                            let v = src[r * g.w + q]
-                            if v > best || v.isNaN {
-                                best = v; at = r * g.w + q
-                                if v.isNaN { break }
-                            }
-                        }
-                        if best.isNaN { break }
+    g.forEachWindowRow { plane, outRow, rows in
+        let src = xp + plane
+        for j in 0..<g.wo {
+            let cols = g.cols(j)
+            var best = -Float.infinity, at = rows.lowerBound * g.w + cols.lowerBound
+            for r in rows {
+                for q in cols {
+                    let v = src[r * g.w + q]
+                    if v > best || v.isNaN {
+                        best = v; at = r * g.w + q
+                        if v.isNaN { break }
                     }
-                    dst[i * g.wo + j] = best
-                    if tracked { ap[p * g.outPlane + i * g.wo + j] = Int32(at) }
                 }
+                if best.isNaN { break }
             }
+            yp[outRow + j] = best
+            if tracked { ap[outRow + j] = Int32(at) }
         }
     }
     guard tracked else { return y }

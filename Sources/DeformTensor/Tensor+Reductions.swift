@@ -5,7 +5,8 @@ extension Tensor {
         guard let axes else { return Array(0..<rank) }
         let a = axes.map { normalizeAxis($0, rank: rank, op: op) }
         if Set(a).count != a.count { fail(.invalidArgument(op: op, message: "repeated axis in \(axes)")) }
-        return a.sorted()
+        // A 0-D tensor accepts axis 0 or -1 and has nothing to reduce over.
+        return rank == 0 ? [] : a.sorted()
     }
 
     static func reducedShape(_ shape: [Int], _ axes: [Int], keepDims: Bool) -> [Int] {
@@ -83,15 +84,24 @@ extension Tensor {
     public func mean(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
         let ax = normalizedAxes(axes, op: "mean")
         let n = ax.reduce(1) { $0 * shape[$1] }
-        return sum(axes: ax, keepDims: keepDims) * (1 / Float(Swift.max(n, 1)))
+        // Over no elements this is 0 · ∞ = NaN, as in PyTorch.
+        return sum(axes: ax, keepDims: keepDims) * (1 / Float(n))
     }
 
     public func mean(axis: Int, keepDims: Bool = false) -> Tensor { mean(axes: [axis], keepDims: keepDims) }
 
-    /// Maximum over `axes`; ties share the gradient equally (like PyTorch's `amax`).
-    public func max(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor { extreme(axes, keepDims, name: "max", initial: -.infinity) { Swift.max($0, $1) } }
-    /// Minimum over `axes`; ties share the gradient equally (like PyTorch's `amin`).
-    public func min(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor { extreme(axes, keepDims, name: "min", initial: .infinity) { Swift.min($0, $1) } }
+    /// Maximum over `axes`; NaN propagates and ties share the gradient equally (like PyTorch's `amax`).
+    public func max(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
+        extreme(axes, keepDims, name: "max", initial: -.infinity, nanPropagatingMax)
+    }
+    /// Minimum over `axes`; NaN propagates and ties share the gradient equally (like PyTorch's `amin`).
+    public func min(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
+        extreme(axes, keepDims, name: "min", initial: .infinity, nanPropagatingMin)
+    }
+
+    /// Maximum over normalised `axes` with keep-dims shape, -∞ over no elements (no recording):
+    /// the shift that keeps `exp` in range for softmax and logsumexp.
+    func maxShift(_ axes: [Int]) -> Tensor { reduceRaw(axes, initial: -.infinity, nanPropagatingMax) }
     public func max(axis: Int, keepDims: Bool = false) -> Tensor { max(axes: [axis], keepDims: keepDims) }
     public func min(axis: Int, keepDims: Bool = false) -> Tensor { min(axes: [axis], keepDims: keepDims) }
 
@@ -112,14 +122,15 @@ extension Tensor {
     }
 
     /// Index of the maximum along `axis` (first occurrence), as Float indices; not differentiable.
-    public func argmax(axis: Int, keepDims: Bool = false) -> Tensor { argExtreme(axis: axis, keepDims: keepDims) { $0 > $1 } }
+    public func argmax(axis: Int, keepDims: Bool = false) -> Tensor { argExtreme(axis: axis, keepDims: keepDims, op: "argmax") { $0 > $1 } }
     /// Index of the minimum along `axis` (first occurrence).
-    public func argmin(axis: Int, keepDims: Bool = false) -> Tensor { argExtreme(axis: axis, keepDims: keepDims) { $0 < $1 } }
+    public func argmin(axis: Int, keepDims: Bool = false) -> Tensor { argExtreme(axis: axis, keepDims: keepDims, op: "argmin") { $0 < $1 } }
 
-    private func argExtreme(axis: Int, keepDims: Bool, better: (Float, Float) -> Bool) -> Tensor {
-        let a = normalizeAxis(axis, rank: rank, op: "argmax")
+    private func argExtreme(axis: Int, keepDims: Bool, op: String, better: (Float, Float) -> Bool) -> Tensor {
+        let a = normalizeAxis(axis, rank: rank, op: op)
+        if rank == 0 { return Tensor(0) }
         let n = shape[a]
-        if n == 0 { fail(.invalidArgument(op: "argmax", message: "empty axis \(a) in shape \(shape)")) }
+        if n == 0 { fail(.invalidArgument(op: op, message: "empty axis \(a) in shape \(shape)")) }
         let outer = shape[..<a].reduce(1, *), inner = shape[(a + 1)...].reduce(1, *)
         var out = Tensor(uninitializedShape: Tensor.reducedShape(shape, [a], keepDims: keepDims))
         let src = dataPointer, dst = out.dataPointer
@@ -136,12 +147,13 @@ extension Tensor {
         return out
     }
 
-    /// Variance over `axes`; `correction` 1 gives the unbiased estimator (PyTorch's default).
+    /// Variance over `axes`; `correction` 1 gives the unbiased estimator (PyTorch's default). With
+    /// no more than `correction` values the divisor is 0 and the result NaN or ∞, as in PyTorch.
     public func variance(axes: [Int]? = nil, keepDims: Bool = false, correction: Int = 1) -> Tensor {
         let ax = normalizedAxes(axes, op: "var")
         let n = ax.reduce(1) { $0 * shape[$1] }
         let centered = self - mean(axes: ax, keepDims: true)
-        return centered.square().sum(axes: ax, keepDims: keepDims) * (1 / Float(Swift.max(n - correction, 1)))
+        return centered.square().sum(axes: ax, keepDims: keepDims) * (1 / Float(Swift.max(n - correction, 0)))
     }
 
     /// Euclidean (Frobenius) norm over `axes`; the gradient at 0 is 0 (PyTorch's subgradient).
@@ -161,21 +173,20 @@ extension Tensor {
     /// `log(sum(exp(x)))` over `axes`, computed stably.
     public func logSumExp(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
         let ax = normalizedAxes(axes, op: "logsumexp")
-        let m = GradMode.withoutGrad { max(axes: ax, keepDims: true) }.mapScalars { $0.isFinite ? $0 : 0 }
+        let m = maxShift(ax).mapScalars { $0.isFinite ? $0 : 0 }
         let r = (self - m).exp().sum(axes: ax, keepDims: true).log() + m
         return keepDims ? r : r.reshaped(Tensor.reducedShape(shape, ax, keepDims: false))
     }
 
     /// Softmax along `axis`, with a fused VJP `y * (g - sum(g * y))`.
     public func softmax(axis: Int = -1) -> Tensor {
-        let a = normalizeAxis(axis, rank: rank, op: "softmax")
+        let ax = normalizedAxes([axis], op: "softmax")
         let y = GradMode.withoutGrad { () -> Tensor in
-            let m = max(axes: [a], keepDims: true)
-            let e = (self - m).exp()
-            return e / e.sum(axes: [a], keepDims: true)
+            let e = (self - maxShift(ax)).exp()
+            return e / e.sum(axes: ax, keepDims: true)
         }
         return Tensor.record("softmax", output: y, inputs: [self]) { g in
-            let dot = (g * y).sum(axes: [a], keepDims: true)
+            let dot = (g * y).sum(axes: ax, keepDims: true)
             return [y * (g - dot)]
         }
     }
@@ -185,3 +196,7 @@ extension Tensor {
         self - logSumExp(axes: [axis], keepDims: true)
     }
 }
+
+/// `max` that keeps a NaN once it has seen one (`Swift.max` drops a NaN in either position).
+@inline(__always) private func nanPropagatingMax(_ acc: Float, _ v: Float) -> Float { v > acc || v.isNaN ? v : acc }
+@inline(__always) private func nanPropagatingMin(_ acc: Float, _ v: Float) -> Float { v < acc || v.isNaN ? v : acc }

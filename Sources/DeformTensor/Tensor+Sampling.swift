@@ -183,6 +183,38 @@ private func checkGrid(_ input: Tensor, _ grid: Tensor, dims: Int, op: String) {
     if grid.rank != dims + 2 || grid.shape[0] != input.shape[0] || grid.shape[dims + 1] != dims {
         fail(.shapeMismatch(op: op, expected: "grid \(gridNames) for input \(input.shape)", found: "\(grid.shape)"))
     }
+    // The kernels clamp tap offsets into the input, which needs at least one pixel per axis.
+    if input.shape[2...].contains(0) {
+        fail(.shapeMismatch(op: op, expected: "input \(names) with non-empty spatial dimensions", found: "\(input.shape)"))
+    }
+}
+
+/// The backward pass of grid sampling over the (n, c) planes, split into chunks over the cores:
+/// `body(b, channels, gridGrad)` visits every output point for sample `b`'s `channels`, so
+/// input-gradient writes of different chunks never overlap, and adds the grid gradient to the
+/// chunk's own zeroed buffer (`nil` when `gridShape` is `nil`), laid out like the grid. The
+/// buffers are summed in chunk order, so results do not depend on timing.
+private func forPlaneChunks(n: Int, c: Int, points: Int, minPlanePoints: Int, gridShape: [Int]?,
+                            _ body: (_ b: Int, _ channels: Range<Int>, _ gridGrad: UnsafeMutablePointer<Float>?) -> Void) -> Tensor? {
+    let chunks = Swift.max(1, Swift.min(Threads.coreCount, n * c * points / minPlanePoints, n * c))
+    let gridCount = gridShape.map(shapeCount) ?? 0
+    let partials = (0..<(gridShape == nil ? 0 : chunks)).map { _ in KernelScratch(gridCount) }
+    DispatchQueue.concurrentPerform(iterations: chunks) { t in
+        let gg = gridShape == nil ? nil : partials[t].pointer
+        gg?.update(repeating: 0, count: gridCount)
+        var plane = n * c * t / chunks
+        let end = n * c * (t + 1) / chunks
+        while plane < end {
+            let b = plane / c, c0 = plane % c, c1 = Swift.min(c, c0 + (end - plane))
+            body(b, c0..<c1, gg)
+            plane += c1 - c0
+        }
+    }
+    guard let gridShape else { return nil }
+    let out = Tensor(shape: gridShape, repeating: 0)
+    let op = out.dataPointer
+    for part in partials { for i in 0..<gridCount { op[i] += part.pointer[i] } }
+    return out
 }
 
 /// Samples `input` [N, C, H, W] bilinearly at `grid` [N, Ho, Wo, 2] locations, like PyTorch's
@@ -228,56 +260,39 @@ public func gridSample(_ input: Tensor, grid: Tensor, padding: GridPadding = .ze
     return Tensor.record("gridSample", output: y, inputs: [input, grid]) { gy in
         let gx = needInput ? Tensor(shape: [n, c, h, w], repeating: 0) : nil
         let xp = xd.dataPointer, gp = gridD.dataPointer, gyp = gy.dataPointer, gxp = gx?.dataPointer
-        // Split the (n, c) planes over the cores: input-gradient writes stay disjoint, and each
-        // chunk sums its channels' grid gradient into its own buffer (reduced in order below).
-        let chunks = Swift.max(1, Swift.min(Threads.coreCount, n * c * points / 8192, n * c))
-        let partials = (0..<(needGrid ? chunks : 0)).map { _ in KernelScratch(n * points * 2) }
-        DispatchQueue.concurrentPerform(iterations: chunks) { t in
-            let lo = n * c * t / chunks, hi = n * c * (t + 1) / chunks
-            let gg = needGrid ? partials[t].pointer : nil
-            gg?.update(repeating: 0, count: n * points * 2)
-            var pl = lo
-            while pl < hi {
-                let b = pl / c, c0 = pl % c, c1 = Swift.min(c, c0 + (hi - pl))
-                pl += c1 - c0
-                for p in 0..<points {
-                    let q = b * points + p
-                    let (ix, dix) = gridSourceIndex(gp[2 * q], size: w, alignCorners: alignCorners, padding: padding)
-                    let (iy, diy) = gridSourceIndex(gp[2 * q + 1], size: h, alignCorners: alignCorners, padding: padding)
-                    guard let (x0, fx) = linearCorner(ix, size: w), let (y0, fy) = linearCorner(iy, size: h) else { continue }
-                    let in00 = y0 >= 0 && x0 >= 0, in01 = y0 >= 0 && x0 + 1 < w
-                    let in10 = y0 + 1 < h && x0 >= 0, in11 = y0 + 1 < h && x0 + 1 < w
-                    let o00 = Swift.max(y0, 0) * w + Swift.max(x0, 0), o01 = Swift.max(y0, 0) * w + Swift.min(x0 + 1, w - 1)
-                    let o10 = Swift.min(y0 + 1, h - 1) * w + Swift.max(x0, 0), o11 = Swift.min(y0 + 1, h - 1) * w + Swift.min(x0 + 1, w - 1)
-                    let w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy
-                    var gix: Float = 0, giy: Float = 0
-                    for ch in c0..<c1 {
-                        let go = gyp[(b * c + ch) * points + p]
-                        let base = (b * c + ch) * plane
-                        let v00 = in00 ? xp[base + o00] : 0, v01 = in01 ? xp[base + o01] : 0
-                        let v10 = in10 ? xp[base + o10] : 0, v11 = in11 ? xp[base + o11] : 0
-                        if let gxp {
-                            if in00 { gxp[base + o00] += w00 * go }
-                            if in01 { gxp[base + o01] += w01 * go }
-                            if in10 { gxp[base + o10] += w10 * go }
-                            if in11 { gxp[base + o11] += w11 * go }
-                        }
-                        gix += go * ((v01 - v00) * (1 - fy) + (v11 - v10) * fy)
-                        giy += go * ((v10 - v00) * (1 - fx) + (v11 - v01) * fx)
+        let ggrid = forPlaneChunks(n: n, c: c, points: points, minPlanePoints: 8192,
+                                   gridShape: needGrid ? [n, ho, wo, 2] : nil) { b, channels, gg in
+            let (c0, c1) = (channels.lowerBound, channels.upperBound)
+            for p in 0..<points {
+                let q = b * points + p
+                let (ix, dix) = gridSourceIndex(gp[2 * q], size: w, alignCorners: alignCorners, padding: padding)
+                let (iy, diy) = gridSourceIndex(gp[2 * q + 1], size: h, alignCorners: alignCorners, padding: padding)
+                guard let (x0, fx) = linearCorner(ix, size: w), let (y0, fy) = linearCorner(iy, size: h) else { continue }
+                let in00 = y0 >= 0 && x0 >= 0, in01 = y0 >= 0 && x0 + 1 < w
+                let in10 = y0 + 1 < h && x0 >= 0, in11 = y0 + 1 < h && x0 + 1 < w
+                let o00 = Swift.max(y0, 0) * w + Swift.max(x0, 0), o01 = Swift.max(y0, 0) * w + Swift.min(x0 + 1, w - 1)
+                let o10 = Swift.min(y0 + 1, h - 1) * w + Swift.max(x0, 0), o11 = Swift.min(y0 + 1, h - 1) * w + Swift.min(x0 + 1, w - 1)
+                let w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy
+                var gix: Float = 0, giy: Float = 0
+                for ch in c0..<c1 {
+                    let go = gyp[(b * c + ch) * points + p]
+                    let base = (b * c + ch) * plane
+                    let v00 = in00 ? xp[base + o00] : 0, v01 = in01 ? xp[base + o01] : 0
+                    let v10 = in10 ? xp[base + o10] : 0, v11 = in11 ? xp[base + o11] : 0
+                    if let gxp {
+                        if in00 { gxp[base + o00] += w00 * go }
+                        if in01 { gxp[base + o01] += w01 * go }
+                        if in10 { gxp[base + o10] += w10 * go }
+                        if in11 { gxp[base + o11] += w11 * go }
                     }
-                    if let gg {
-                        gg[2 * q] += gix * dix
-                        gg[2 * q + 1] += giy * diy
-                    }
+                    gix += go * ((v01 - v00) * (1 - fy) + (v11 - v10) * fy)
+                    giy += go * ((v10 - v00) * (1 - fx) + (v11 - v01) * fx)
+                }
+                if let gg {
+                    gg[2 * q] += gix * dix
+                    gg[2 * q + 1] += giy * diy
                 }
             }
-        }
-        var ggrid: Tensor? = nil
-        if needGrid {
-            let out = Tensor(shape: [n, ho, wo, 2], repeating: 0)
-            let op = out.dataPointer
-            for part in partials { for i in 0..<(n * points * 2) { op[i] += part.pointer[i] } }
-            ggrid = out
         }
         return [gx, ggrid]
     }
@@ -322,51 +337,36 @@ public func gridSample3d(_ input: Tensor, grid: Tensor, padding: GridPadding = .
     return Tensor.record("gridSample3d", output: y, inputs: [input, grid]) { gy in
         let gx = needInput ? Tensor(shape: [n, c, d, h, w], repeating: 0) : nil
         let xp = xd.dataPointer, gp = gridD.dataPointer, gyp = gy.dataPointer, gxp = gx?.dataPointer
-        let chunks = Swift.max(1, Swift.min(Threads.coreCount, n * c * points / 4096, n * c))
-        let partials = (0..<(needGrid ? chunks : 0)).map { _ in KernelScratch(n * points * 3) }
-        DispatchQueue.concurrentPerform(iterations: chunks) { t in
-            let lo = n * c * t / chunks, hi = n * c * (t + 1) / chunks
-            let gg = needGrid ? partials[t].pointer : nil
-            gg?.update(repeating: 0, count: n * points * 3)
-            var pl = lo
-            while pl < hi {
-                let b = pl / c, c0 = pl % c, c1 = Swift.min(c, c0 + (hi - pl))
-                pl += c1 - c0
-                for p in 0..<points {
-                    let q = b * points + p
-                    let (ix, dix) = gridSourceIndex(gp[3 * q], size: w, alignCorners: alignCorners, padding: padding)
-                    let (iy, diy) = gridSourceIndex(gp[3 * q + 1], size: h, alignCorners: alignCorners, padding: padding)
-                    let (iz, diz) = gridSourceIndex(gp[3 * q + 2], size: d, alignCorners: alignCorners, padding: padding)
-                    guard let (x0, fx) = linearCorner(ix, size: w), let (y0, fy) = linearCorner(iy, size: h),
-                          let (z0, fz) = linearCorner(iz, size: d) else { continue }
-                    let t = TrilinearTaps(x0, y0, z0, fx, fy, fz, d: d, h: h, w: w)
-                    // d(weight_k)/dx = ±(y factor)(z factor), the sign from corner k's x bit; same for y, z.
-                    let dwx = t.sx * t.fyv * t.fzv, dwy = t.sy * t.fxv * t.fzv, dwz = t.sz * t.fxv * t.fyv
-                    var acc = SIMD8<Float>()
-                    for ch in c0..<c1 {
-                        let go = gyp[(b * c + ch) * points + p]
-                        let base = (b * c + ch) * volume
-                        acc += go * t.gather(xp + base)
-                        if let gxp {
-                            let gw = go * t.weights
-                            for k in 0..<8 where t.mask[k] != 0 { gxp[base + t.offsets[k]] += gw[k] }
-                        }
-                    }
-                    let gix = (acc * dwx).sum(), giy = (acc * dwy).sum(), giz = (acc * dwz).sum()
-                    if let gg {
-                        gg[3 * q] += gix * dix
-                        gg[3 * q + 1] += giy * diy
-                        gg[3 * q + 2] += giz * diz
+        let ggrid = forPlaneChunks(n: n, c: c, points: points, minPlanePoints: 4096,
+                                   gridShape: needGrid ? [n, dOut, hOut, wOut, 3] : nil) { b, channels, gg in
+            let (c0, c1) = (channels.lowerBound, channels.upperBound)
+            for p in 0..<points {
+                let q = b * points + p
+                let (ix, dix) = gridSourceIndex(gp[3 * q], size: w, alignCorners: alignCorners, padding: padding)
+                let (iy, diy) = gridSourceIndex(gp[3 * q + 1], size: h, alignCorners: alignCorners, padding: padding)
+                let (iz, diz) = gridSourceIndex(gp[3 * q + 2], size: d, alignCorners: alignCorners, padding: padding)
+                guard let (x0, fx) = linearCorner(ix, size: w), let (y0, fy) = linearCorner(iy, size: h),
+                      let (z0, fz) = linearCorner(iz, size: d) else { continue }
+                let t = TrilinearTaps(x0, y0, z0, fx, fy, fz, d: d, h: h, w: w)
+                // d(weight_k)/dx = ±(y factor)(z factor), the sign from corner k's x bit; same for y, z.
+                let dwx = t.sx * t.fyv * t.fzv, dwy = t.sy * t.fxv * t.fzv, dwz = t.sz * t.fxv * t.fyv
+                var acc = SIMD8<Float>()
+                for ch in c0..<c1 {
+                    let go = gyp[(b * c + ch) * points + p]
+                    let base = (b * c + ch) * volume
+                    acc += go * t.gather(xp + base)
+                    if let gxp {
+                        let gw = go * t.weights
+                        for k in 0..<8 where t.mask[k] != 0 { gxp[base + t.offsets[k]] += gw[k] }
                     }
                 }
+                let gix = (acc * dwx).sum(), giy = (acc * dwy).sum(), giz = (acc * dwz).sum()
+                if let gg {
+                    gg[3 * q] += gix * dix
+                    gg[3 * q + 1] += giy * diy
+                    gg[3 * q + 2] += giz * diz
+                }
             }
-        }
-        var ggrid: Tensor? = nil
-        if needGrid {
-            let out = Tensor(shape: [n, dOut, hOut, wOut, 3], repeating: 0)
-            let op = out.dataPointer
-            for part in partials { for i in 0..<(n * points * 3) { op[i] += part.pointer[i] } }
-            ggrid = out
         }
         return [gx, ggrid]
     }

@@ -27,6 +27,9 @@ extension Tensor {
     public func flattened(from start: Int = 0, to end: Int = -1) -> Tensor {
         if rank == 0 { return reshaped([1]) }
         let s = normalizeAxis(start, rank: rank, op: "flatten"), e = normalizeAxis(end, rank: rank, op: "flatten")
+        if s > e {
+            fail(.invalidArgument(op: "flatten", message: "start axis \(start) comes after end axis \(end) for shape \(shape)"))
+        }
         let mid = shape[s...e].reduce(1, *)
         return reshaped(Array(shape[..<s]) + [mid] + Array(shape[(e + 1)...]))
     }
@@ -44,6 +47,7 @@ extension Tensor {
     public func squeezed(_ axes: [Int]? = nil) -> Tensor {
         if let axes {
             let norm = Set(axes.map { normalizeAxis($0, rank: rank, op: "squeeze") })
+            if rank == 0 { return self }
             for a in norm where shape[a] != 1 {
                 fail(.shapeMismatch(op: "squeeze", expected: "size 1 at axis \(a)", found: "shape \(shape)"))
             }

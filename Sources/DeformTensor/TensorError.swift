@@ -26,10 +26,12 @@ public func fail(_ error: TensorError, file: StaticString = #fileID, line: UInt 
     fatalError(error.description, file: file, line: line)
 }
 
-/// Validates a (possibly negative) axis for a given rank and returns it normalised.
+/// Validates a (possibly negative) axis for a given rank and returns it normalised. A 0-D tensor
+/// accepts 0 and -1, as in PyTorch.
 @inlinable public func normalizeAxis(_ axis: Int, rank: Int, op: String) -> Int {
-    let a = axis < 0 ? axis + rank : axis
-    if a < 0 || a >= Swift.max(rank, 1) && !(rank == 0 && a == 0) {
+    let r = Swift.max(rank, 1)
+    let a = axis < 0 ? axis + r : axis
+    if a < 0 || a >= r {
         fail(.invalidArgument(op: op, message: "axis \(axis) is out of range for a tensor of rank \(rank)"))
     }
     return a

@@ -47,11 +47,6 @@ fileprivate func referenceConvTranspose2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?
     return Tensor(y.map { Float($0) }, shape: [n, cout, ho, wo])
 }
 
-fileprivate func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
-    precondition(a.shape == b.shape, "shapes differ: \(a.shape) vs \(b.shape)")
-    return zip(a.scalars, b.scalars).reduce(0) { Swift.max($0, abs($1.0 - $1.1)) }
-}
-
 fileprivate struct ConvCase: CustomStringConvertible {
     var x: [Int], w: [Int], stride = (1, 1), padding = (0, 0), dilation = (1, 1), bias = true
     var description: String { "x\(x) w\(w) s\(stride) p\(padding) d\(dilation)" }
@@ -276,20 +271,6 @@ fileprivate func referenceMaxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (In
         #expect(y.scalars == [3, 3, 4, 4])
         #expect(grad(of: y.sum(), wrt: x).scalars == [1, 1, 0, 2, 0])
     }
-}
-
-/// For an op that is linear in `x` (or piecewise linear with fixed routing, like max pooling),
-/// the gradient of <f(x), v> is f^T(v), so <f(x), v> = <x, grad>. Cheap enough to run on inputs
-/// large enough to exercise the multi-threaded paths, where finite differences would be too slow.
-fileprivate func adjointGap(_ x: Tensor, seed: UInt64, _ f: (Tensor) -> Tensor) -> (gap: Double, scale: Double) {
-    var rng = RandomGenerator(seed: seed)
-    let xv = x.requiringGrad()
-    let y = f(xv)
-    let v = rng.normal(y.shape)
-    let g = grad(of: y, wrt: [xv], seed: v)[0]
-    let lhs = zip(y.scalars, v.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-    let rhs = zip(x.scalars, g.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-    return (abs(lhs - rhs), Swift.max(1, abs(lhs)))
 }
 
 extension PoolTests {

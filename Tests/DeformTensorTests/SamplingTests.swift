@@ -4,23 +4,6 @@ import Testing
 
 // Slow references written from PyTorch's documented conventions, in Double.
 
-fileprivate func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
-    precondition(a.shape == b.shape, "shapes differ: \(a.shape) vs \(b.shape)")
-    return zip(a.scalars, b.scalars).reduce(0) { Swift.max($0, abs($1.0 - $1.1)) }
-}
-
-/// <f(x), v> - <x, grad> for an op linear in `x` (see the conv tests); small when the VJP is the adjoint.
-fileprivate func adjointGap(_ x: Tensor, seed: UInt64, _ f: (Tensor) -> Tensor) -> (gap: Double, scale: Double) {
-    var rng = RandomGenerator(seed: seed)
-    let xv = x.requiringGrad()
-    let y = f(xv)
-    let v = rng.normal(y.shape)
-    let g = grad(of: y, wrt: [xv], seed: v)[0]
-    let lhs = zip(y.scalars, v.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-    let rhs = zip(x.scalars, g.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-    return (abs(lhs - rhs), Swift.max(1, abs(lhs)))
-}
-
 fileprivate func referenceUpsampleNearest(_ x: Tensor, size: (Int, Int)) -> Tensor {
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     var y = [Float]()
