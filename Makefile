@@ -17,10 +17,15 @@ deps:
 build: deps
 	swift build -c release --product deform
 
+# The main job: generate an example non-rigid sequence (2D tracks + 3D ground truth), reconstruct
+# it with PAUL and print the normalized 3D error and where the results are.
 demo: build
-	.build/release/deform bench
+	@mkdir -p runs/example
+	.build/release/deform nrsfm example -o runs/example/tracks.npz
+	.build/release/deform nrsfm fit runs/example/tracks.npz --iterations 3000 -o runs/example/paul --overwrite
 
-bench: demo
+bench: build
+	.build/release/deform bench
 
 test: deps
 	swift test $(RELEASE_TEST_FLAGS)

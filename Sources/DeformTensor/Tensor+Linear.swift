@@ -26,8 +26,8 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
         py.update(repeating: 0, count: y.count)
     }
     if rows > 0 && outF > 0 && inF > 0 {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outF), Int32(inF), 1,
-                    x.dataPointer, Int32(inF), weight.dataPointer, Int32(inF), 1, py, Int32(outF))
+        parallelSgemm(transA: false, transB: true, m: rows, n: outF, k: inF,
+                      a: x.dataPointer, lda: inF, b: weight.dataPointer, ldb: inF, beta: 1, c: py, ldc: outF)
     }
     guard GradMode.isEnabled, x.isTracked || weight.isTracked || (bias?.isTracked ?? false) else { return y }
     let xd = x.detached(), wd = weight.detached()

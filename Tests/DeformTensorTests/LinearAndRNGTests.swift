@@ -21,6 +21,32 @@ import Testing
         #expect(r3.passed, "\(r3)")
     }
 
+    /// Products large enough to be split across cores (rows or columns per core) match a plain
+    /// loop, for every transpose combination and both split directions.
+    @Test func largeSplitGemmMatchesReference() {
+        var rng = RandomGenerator(seed: 6)
+        for (m, n) in [(600, 300), (300, 600)] {
+            let k = 120
+            let a = rng.normal([m, k]), b = rng.normal([k, n])
+            let pa = a.scalars, pb = b.scalars
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let lhs = ta ? a.T : a, rhs = tb ? b.T : b
+                let c = Tensor.gemm(lhs, rhs, transA: ta, transB: tb)
+                #expect(c.shape == [m, n])
+                let pc = c.scalars
+                var worst: Float = 0
+                for i in stride(from: 0, to: m, by: 7) {
+                    for j in stride(from: 0, to: n, by: 5) {
+                        var s: Float = 0
+                        for q in 0..<k { s += pa[i * k + q] * pb[q * n + j] }
+                        worst = max(worst, abs(pc[i * n + j] - s))
+                    }
+                }
+                #expect(worst < 1e-3, "m \(m) n \(n) transA \(ta) transB \(tb): max error \(worst)")
+            }
+        }
+    }
+
     /// The parallel path (large draws split over cores) gives the same values as the sequential
     /// path (small draws), so results do not depend on the thread count.
     @Test func rngIndependentOfChunking() {
