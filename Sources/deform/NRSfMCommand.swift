@@ -61,6 +61,8 @@ struct NRSfMFit: ParsableCommand {
     var rigidWarmup: Int?
     @Option(help: "Independent restarts (seeds seed, seed+1, ...); the one with the lowest training loss is kept (no ground truth involved).")
     var restarts = 1
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override any method hyper-parameter by its config.json name, e.g. --set codeInitStd=0.1 (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
     @Option(name: .shortAndLong, help: "Run folder to write.") var output: String
     @Flag(help: "Also write one PLY point cloud per frame under ply/.") var ply = false
     @Flag(help: "Replace an existing run folder.") var overwrite = false
@@ -81,6 +83,7 @@ struct NRSfMFit: ParsableCommand {
         if let iterations { config.iterations = iterations }
         if let learningRate { config.learningRate = learningRate }
         if let rigidWarmup { config.rigidWarmupIterations = rigidWarmup }
+        config = try applyOverrides(overrides, to: config)
         config.useAutoencoderTerm = method == .paul
         let run = try RunFolder(output, overwrite: overwrite)
         do {
@@ -163,4 +166,34 @@ struct FitMetrics: Encodable {
     var seed: UInt64
     var normalizedErrorPercent: Double?
     var normalizedErrorPerFrame: [Double]?
+}
+
+/// Applies `key=value` overrides to a Codable config through its JSON form, so every field a
+/// config.json shows can be set from the command line; unknown keys and bad values are errors.
+func applyOverrides<C: Codable>(_ overrides: [String], to config: C) throws -> C {
+    if overrides.isEmpty { return config }
+    guard var dict = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any] else { return config }
+    for item in overrides {
+        let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let current = dict[parts[0]] else {
+            throw CLIError("--set \(item): expected key=value with key one of \(dict.keys.sorted().joined(separator: ", "))")
+        }
+        let text = parts[1]
+        let value: Any
+        if current is [Any] {
+            value = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        } else if let b = Bool(text) {
+            value = b
+        } else if let d = Double(text) {
+            value = d
+        } else {
+            value = text
+        }
+        dict[parts[0]] = value
+    }
+    do {
+        return try JSONDecoder().decode(C.self, from: JSONSerialization.data(withJSONObject: dict))
+    } catch {
+        throw CLIError("--set: the overridden config does not decode (\(error))")
+    }
 }
