@@ -30,9 +30,38 @@ public struct PAULConfig: Codable, Sendable {
     /// the cameras are fitted before any deformation (not in the source; a remedy for wrong basins
     /// on sequences like pickup, chosen without ground truth). 0 disables it.
     public var rigidWarmupIterations = 0
+    /// Iterations at which every frame's code is replaced by the code of whichever frame gives it
+    /// the lowest loss, if that is lower than its own (see ``PAUL/searchCodes(model:w:config:)``).
+    /// Not in the source: frames stuck in a wrong (mirror-like) basin take a code from the right
+    /// one. Decided by the training loss only, never by ground truth. Empty disables it.
+    public var codeSearchIterations: [Int] = []
     public var seed: UInt64 = 0
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case bottleneck, hiddenWidths, leakySlope, codeWeight, decoderWeightDecay, codeInitStd, iterations,
+             learningRate, minLearningRate, useAutoencoderTerm, rigidWarmupIterations, codeSearchIterations, seed
+    }
+
+    /// Decodes with defaults for absent keys, so configs written before a field existed still load.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = PAULConfig()
+        bottleneck = try c.decodeIfPresent(Int.self, forKey: .bottleneck) ?? d.bottleneck
+        hiddenWidths = try c.decodeIfPresent([Int].self, forKey: .hiddenWidths) ?? d.hiddenWidths
+        leakySlope = try c.decodeIfPresent(Float.self, forKey: .leakySlope) ?? d.leakySlope
+        codeWeight = try c.decodeIfPresent(Float.self, forKey: .codeWeight) ?? d.codeWeight
+        decoderWeightDecay = try c.decodeIfPresent(Float.self, forKey: .decoderWeightDecay) ?? d.decoderWeightDecay
+        codeInitStd = try c.decodeIfPresent(Float.self, forKey: .codeInitStd) ?? d.codeInitStd
+        iterations = try c.decodeIfPresent(Int.self, forKey: .iterations) ?? d.iterations
+        learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? d.learningRate
+        minLearningRate = try c.decodeIfPresent(Float.self, forKey: .minLearningRate) ?? d.minLearningRate
+        useAutoencoderTerm = try c.decodeIfPresent(Bool.self, forKey: .useAutoencoderTerm) ?? d.useAutoencoderTerm
+        rigidWarmupIterations = try c.decodeIfPresent(Int.self, forKey: .rigidWarmupIterations) ?? d.rigidWarmupIterations
+        codeSearchIterations = try c.decodeIfPresent([Int].self, forKey: .codeSearchIterations) ?? d.codeSearchIterations
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+    }
 }
 
 /// PAUL's networks for the NRSfM mode: encoder f_e, decoder f_d and a free code φ per frame.
@@ -71,5 +100,48 @@ public enum PAUL {
         if config.useAutoencoderTerm { perFrame = perFrame + (a - canon).norm(axes: [1, 2]) }  // L_recon.AE
         perFrame = perFrame + config.codeWeight * codes.square().sum(axes: [1])   // 0.01‖φ‖² of L_reg (Eq. 2.12)
         return (perFrame.mean(), cam)
+    }
+
+    /// Per-frame PAUL loss of frame `i` explained by the shapes of code `j`, for every pair:
+    /// [N_frames, N_codes]. No gradients.
+    public static func pairwiseLoss(model: PAULModel, w: Tensor, codes: Tensor, config: PAULConfig) throws -> Tensor {
+        try GradMode.withoutGrad {
+            let n = w.shape[0], m = codes.shape[0], p = w.shape[1]
+            let b = model.decode(codes)
+            let a = config.useAutoencoderTerm ? model.autoencode(b) : b
+            let reg = (codes.square().sum(axes: [1]) * config.codeWeight).scalars
+            var out = [Float](repeating: 0, count: n * m)
+            for i in 0..<n {
+                let wi = w.narrow(axis: 0, start: i, length: 1).broadcastRaw(to: [m, p, 2])
+                let cam = try PAULSolver.solve(points2D: wi, shapes: config.useAutoencoderTerm ? [a, b] : [b])
+                let canon = cam.cameraShape.matmul(cam.rotation)
+                var l = (b - canon).norm(axes: [1, 2])
+                if config.useAutoencoderTerm { l = l + (a - canon).norm(axes: [1, 2]) }
+                let lv = l.scalars
+                for j in 0..<m { out[i * m + j] = lv[j] + reg[j] }
+            }
+            return Tensor(out, shape: [n, m])
+        }
+    }
+
+    /// Code search: each frame takes the code (among all frames' current codes) that gives it
+    /// the lowest loss, when that beats its own. Returns the new codes and how many frames moved.
+    public static func searchCodes(model: PAULModel, w: Tensor, config: PAULConfig) throws -> (codes: Tensor, moved: Int) {
+        let codes = model.codes.detached()
+        let n = codes.shape[0], k = codes.shape[1]
+        let pair = try pairwiseLoss(model: model, w: w, codes: codes, config: config).scalars
+        var out = codes.scalars
+        let src = codes.scalars
+        var moved = 0
+        for i in 0..<n {
+            var best = i
+            for j in 0..<n where pair[i * n + j] < pair[i * n + best] { best = j }
+            // Only move on a clear improvement, so fitting frames keep their own codes.
+            if best != i && pair[i * n + best] < 0.9 * pair[i * n + i] {
+                for c in 0..<k { out[i * k + c] = src[best * k + c] }
+                moved += 1
+            }
+        }
+        return (Tensor(out, shape: [n, k]), moved)
     }
 }

@@ -52,6 +52,10 @@ extension PAUL {
         var history: [(Int, Float)] = []
         var last: Float = .nan
         for step in 0..<config.iterations {
+            if config.codeSearchIterations.contains(step) {
+                let (codes, _) = try PAUL.searchCodes(model: model, w: norm.w, config: config)
+                model.update(parameters: ["codes": codes])
+            }
             var thrown: Error?
             let (loss, grads) = valueAndGrad(model) { m -> Tensor in
                 let codes = step < config.rigidWarmupIterations ? m.codes * 0 : m.codes

@@ -16,3 +16,28 @@ import DeformTensor
         print("synthetic PAUL normalized error: \(err)% final loss \(result.finalLoss)")
     }
 }
+
+@Suite struct PAULCodeSearchTests {
+    /// A frame whose code was knocked far away takes a better code from another frame, and its
+    /// own loss drops; frames that fit keep their codes.
+    @Test func codeSearchRescuesADisplacedFrame() throws {
+        let data = SyntheticNRSfM(frames: 30, points: 10, modes: 1, seed: 2)
+        var config = PAULConfig()
+        config.iterations = 400
+        config.learningRate = 3e-3
+        let fit = try PAUL.fit(points2D: data.points2D, config: config)
+        let model = fit.model
+        let w = NormalizedTracks(points2D: data.points2D).w
+        var codes = model.codes
+        for c in 0..<config.bottleneck { codes[0, c] = 25 }
+        model.update(parameters: ["codes": codes])
+        let before = try PAUL.pairwiseLoss(model: model, w: w, codes: model.codes, config: config)
+        let (found, moved) = try PAUL.searchCodes(model: model, w: w, config: config)
+        let after = try PAUL.pairwiseLoss(model: model, w: w, codes: found, config: config)
+        #expect(moved >= 1)
+        #expect(found[0, 0] != 25)
+        #expect(after[0, 0] < 0.9 * before[0, 0])
+        // Every frame's own loss is no worse than before.
+        for i in 0..<30 { #expect(after[i, i] <= before[i, i] + 1e-6) }
+    }
+}
