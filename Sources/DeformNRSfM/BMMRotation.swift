@@ -160,46 +160,44 @@ enum BMMRotation {
     /// two rows are orthogonal and of equal length; `e₁² + e₂² = ((σ₁² − σ₂²)/(σ₁² + σ₂²))²` for
     /// the singular values of `P_i`, so the cost is invariant to the scale of `G` and to `G → G O`.
     /// This is the symmetric form of the authors' refinement cost `Σ (1 − |r₂|²/|r₁|²)² + 4 (r₁·r₂/|r₁|²)²`.
-    /// Returns the cost `Σ_i (e₁² + e₂²)`, and with `jacobian` also `Jᵀe` and `JᵀJ` over the
-    /// 3n entries of G (row-major).
-    static func residuals(_ mh: DMatrix, _ g: DMatrix, jacobian: Bool)
-        -> (cost: Double, jte: [Double], jtj: DMatrix?) {
+    /// Returns the residual vector `e` (2F: e₁, e₂ per frame) and, with `jacobian`, its Jacobian
+    /// `J` (2F x 3n) over the entries of G (row-major).
+    static func residuals(_ mh: DMatrix, _ g: DMatrix, jacobian: Bool) -> (e: [Double], jacobian: DMatrix?) {
         let frames = mh.rows / 2, n = mh.cols, np = 3 * n
         let pm = DMatrix.product(mh, g)                                       // 2F x 3
-        var cost = 0.0
         var jac = jacobian ? DMatrix(rows: 2 * frames, cols: np) : DMatrix(rows: 0, cols: 0)
         var e = [Double](repeating: 0, count: 2 * frames)
         for f in 0..<frames {
-            let p = (pm[2 * f, 0], pm[2 * f, 1], pm[2 * f, 2])
-            let q = (pm[2 * f + 1, 0], pm[2 * f + 1, 1], pm[2 * f + 1, 2])
-            let a = p.0 * p.0 + p.1 * p.1 + p.2 * p.2
-            let b = q.0 * q.0 + q.1 * q.1 + q.2 * q.2
-            let c = p.0 * q.0 + p.1 * q.1 + p.2 * q.2
+            let p = [pm[2 * f, 0], pm[2 * f, 1], pm[2 * f, 2]]
+            let q = [pm[2 * f + 1, 0], pm[2 * f + 1, 1], pm[2 * f + 1, 2]]
+            let a = dot(p, p), b = dot(q, q), c = dot(p, q)
             let s = a + b
             guard s > 0 else {                        // a frame projected to nothing: worst residual, no slope
-                e[2 * f] = 1; cost += 1
+                e[2 * f] = 1
                 continue
             }
             let e1 = (a - b) / s, e2 = 2 * c / s
             e[2 * f] = e1; e[2 * f + 1] = e2
-            cost += e1 * e1 + e2 * e2
             guard jacobian else { continue }
             // ∂e₁ = ((1 − e₁)∂a − (1 + e₁)∂b)/s, ∂e₂ = (2∂c − e₂(∂a + ∂b))/s, with
             // ∂a/∂G_rc = 2 m₁_r p_c, ∂b/∂G_rc = 2 m₂_r q_c, ∂c/∂G_rc = m₁_r q_c + m₂_r p_c.
-            let pc = [p.0, p.1, p.2], qc = [q.0, q.1, q.2]
             let r1 = 2 * f * n, r2 = r1 + n
             let row1 = 2 * f * np, row2 = row1 + np
             for r in 0..<n {
                 let m1 = mh.data[r1 + r], m2 = mh.data[r2 + r]
                 for col in 0..<3 {
-                    let da = 2 * m1 * pc[col], db = 2 * m2 * qc[col], dc = m1 * qc[col] + m2 * pc[col]
+                    let da = 2 * m1 * p[col], db = 2 * m2 * q[col], dc = m1 * q[col] + m2 * p[col]
                     jac.data[row1 + 3 * r + col] = ((1 - e1) * da - (1 + e1) * db) / s
                     jac.data[row2 + 3 * r + col] = (2 * dc - e2 * (da + db)) / s
                 }
             }
         }
-        guard jacobian else { return (cost, [], nil) }
-        return (cost, DMatrix.product(jac, e, transpose: true), DMatrix.product(jac, jac, transA: true))
+        return (e, jacobian ? jac : nil)
+    }
+
+    /// `Σ_i (e₁² + e₂²)` (see ``residuals(_:_:jacobian:)``).
+    static func orthonormalityCost(_ mh: DMatrix, _ g: DMatrix) -> Double {
+        residuals(mh, g, jacobian: false).e.reduce(0) { $0 + $1 * $1 }
     }
 
     /// Levenberg–Marquardt on ``residuals(_:_:jacobian:)`` from `g` (the authors refine their SDP
@@ -207,15 +205,18 @@ enum BMMRotation {
     /// cost and the iterations taken.
     static func refine(_ mh: DMatrix, from g0: DMatrix, maxIterations: Int) throws -> (g: DMatrix, cost: Double, iterations: Int) {
         var g = normalised(g0)
-        var current = residuals(mh, g, jacobian: true)
+        func linearised(_ g: DMatrix) -> (cost: Double, jte: [Double], jtj: DMatrix) {
+            let (e, j) = residuals(mh, g, jacobian: true)
+            return (e.reduce(0) { $0 + $1 * $1 }, DMatrix.product(j!, e, transpose: true), DMatrix.product(j!, j!, transA: true))
+        }
+        var current = linearised(g)
         var lambda = 1e-3
         var iterations = 0
         var stalls = 0
         while iterations < maxIterations {
             iterations += 1
-            guard let jtj = current.jtj else { break }
+            let jtj = current.jtj, np = jtj.rows
             var lhs = jtj
-            let np = jtj.rows
             let meanDiag = Swift.max((0..<np).reduce(0) { $0 + jtj[$1, $1] } / Double(np), .leastNormalMagnitude)
             // Marquardt's scaling, with a floor so the four gauge directions of the cost (scale of
             // G and G → G O) stay regular.
@@ -224,10 +225,11 @@ enum BMMRotation {
             var trial = g
             for i in trial.data.indices { trial.data[i] += step[i] }
             trial = normalised(trial)
-            let trialCost = residuals(mh, trial, jacobian: false).cost
+            let trialCost = orthonormalityCost(mh, trial)
             if trialCost.isFinite && trialCost < current.cost {
                 let gain = (current.cost - trialCost) / Swift.max(current.cost, .leastNormalMagnitude)
-                g = trial; current = residuals(mh, trial, jacobian: true)
+                g = trial
+                current = linearised(trial)
                 lambda = Swift.max(lambda / 10, 1e-12)
                 stalls = gain < 1e-10 ? stalls + 1 : 0
                 if stalls >= 3 || current.cost < 1e-24 { break }
