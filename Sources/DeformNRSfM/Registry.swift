@@ -9,6 +9,8 @@ public enum NRSfMMethod: String, CaseIterable, Codable, Sendable {
     case paul
     /// PAUL's auto-decoder baseline (L_recon.AD + L_reg only), for the ablation.
     case adl
+    /// Dai, Li & He's prior-free block matrix method (the "BMM" row of PAUL's Table 2.1).
+    case bmm
 }
 
 /// Options shared by every method.
@@ -71,6 +73,15 @@ public enum NRSfMRunner {
                     method: method, points3D: fit.points3D, rotations: fit.rotations,
                     extras: ["canonical": fit.canonical, "codes": fit.codes], finalLoss: fit.finalLoss,
                     model: fit.model, config: try ConfigOverrides.jsonObject(config), log: [], seed: seed)
+            case .bmm:
+                var config = try ConfigOverrides.apply(options.overrides, to: BMMConfig())
+                config.seed = seed
+                let fit = try BMM.fit(points2D: tracks.points2D, visibility: tracks.visibility, config: config)
+                options.progress?(r, 0, 1, 0)
+                // BMM has no training loss; restarts are internal (rotationRestarts), so the first run is kept.
+                result = NRSfMReconstruction(
+                    method: method, points3D: fit.points3D, rotations: fit.rotations, extras: ["shapes": fit.shapes],
+                    finalLoss: 0, model: nil, config: try ConfigOverrides.jsonObject(config), log: [], seed: seed)
             }
             if best == nil || result.finalLoss < best!.finalLoss { best = result }
         }

@@ -52,7 +52,7 @@ struct NRSfMFit: ParsableCommand {
     @Argument(help: "Keypoint tracks (.npz, .json or .csv).") var tracks: String
     @Option(help: "Method: \(NRSfMMethod.allCases.map(\.rawValue).joined(separator: ", ")) (adl = PAUL without the auto-encoder term).")
     var method: NRSfMMethod = .paul
-    @Option(help: "Bottleneck size K (paper: 4 for short sequences, 8 for articulated data).") var bottleneck: Int?
+    @Option(help: "Bottleneck size K (PAUL: 4 for short sequences, 8 for articulated data); for bmm, the rank K.") var bottleneck: Int?
     @Option(help: "Training iterations.") var iterations: Int?
     @Option(help: "Adam learning rate.") var learningRate: Float?
     @Option(help: "Iterations of rigid warm-up (codes held at zero) before deformation is learned.") var rigidWarmup: Int?
@@ -74,7 +74,7 @@ struct NRSfMFit: ParsableCommand {
     /// The convenience flags as overrides (applied before --set, so --set wins).
     var allOverrides: [String] {
         var o: [String] = []
-        if let bottleneck { o.append("bottleneck=\(bottleneck)") }
+        if let bottleneck { o.append(method == .bmm ? "rank=\(bottleneck)" : "bottleneck=\(bottleneck)") }
         if let iterations { o.append("iterations=\(iterations)") }
         if let learningRate { o.append("learningRate=\(learningRate)") }
         if let rigidWarmup { o.append("rigidWarmupIterations=\(rigidWarmup)") }
