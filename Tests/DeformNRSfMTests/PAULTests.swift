@@ -41,3 +41,22 @@ import DeformTensor
         for i in 0..<30 { #expect(after[i, i] <= before[i, i] + 1e-6) }
     }
 }
+
+@Suite struct PAULAtemporalTests {
+    /// PAUL is atemporal: reconstructing the frames in a shuffled order gives the same quality
+    /// (within seed noise) as the original order.
+    @Test func shufflingFramesDoesNotChangeTheResult() throws {
+        let data = SyntheticNRSfM(frames: 80, points: 12, modes: 2, seed: 9)
+        var config = PAULConfig()
+        config.iterations = 1200
+        config.learningRate = 3e-3
+        var rng = RandomGenerator(seed: 1)
+        let order = rng.permutation(80)
+        let a = try PAUL.fit(points2D: data.points2D, config: config)
+        let b = try PAUL.fit(points2D: data.points2D.indexSelect(axis: 0, indices: order), config: config)
+        let ea = try Metrics3D.normalizedError(prediction: a.points3D, groundTruth: data.points3D).mean
+        let eb = try Metrics3D.normalizedError(prediction: b.points3D, groundTruth: data.points3D.indexSelect(axis: 0, indices: order)).mean
+        #expect(ea < 2 && eb < 2, "errors \(ea)% (original order) and \(eb)% (shuffled)")
+        #expect(abs(ea - eb) < 1, "errors \(ea)% (original order) and \(eb)% (shuffled)")
+    }
+}
