@@ -107,3 +107,34 @@ public final class DeepNRSfMModel: Module {
         return (decode(code), rotation, code)
     }
 }
+
+// MARK: - Checkpoints
+
+extension DeepNRSfMModel {
+    /// Metadata stored with ``save(to:)``: the method name, the point count and the resolved
+    /// config as JSON, everything ``load(from:)`` needs to rebuild the network.
+    public var checkpointMetadata: [String: String] {
+        let json = (try? JSONEncoder().encode(config)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
+        return ["method": config.nonlinearity == .bst ? "deep-nrsfm++" : "deep-nrsfm", "points": "\(points)", "config": json]
+    }
+
+    /// Writes the weights (dictionaries, thresholds, biases, camera weights, input scale) as
+    /// `.safetensors` with ``checkpointMetadata``.
+    public func save(to url: URL) throws {
+        try saveCheckpoint(self, to: url, metadata: checkpointMetadata)
+    }
+
+    /// Rebuilds a network saved by ``save(to:)``.
+    /// - Throws: ``CheckpointError`` / decoding errors naming the file when it is not such a checkpoint.
+    public static func load(from url: URL) throws -> DeepNRSfMModel {
+        let (tensors, metadata) = try readSafetensors(url)
+        guard let json = metadata["config"], let points = metadata["points"].flatMap(Int.init), points >= 3,
+              let config = try? JSONDecoder().decode(DeepNRSfMConfig.self, from: Data(json.utf8)) else {
+            throw TensorError.invalidArgument(op: "DeepNRSfMModel.load",
+                                              message: "\(url.path): not a Deep NRSfM checkpoint (metadata 'points' and 'config' missing or invalid)")
+        }
+        let model = DeepNRSfMModel(points: points, config: config)
+        try applyState(tensors, to: model, file: url.path)
+        return model
+    }
+}

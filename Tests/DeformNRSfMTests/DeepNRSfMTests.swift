@@ -212,7 +212,9 @@ private func perspectiveSequence(_ data: SyntheticNRSfM) -> (points2D: Tensor, c
     @Test func perspectiveModelBeatsOrthographicOnPerspectiveData() throws {
         let data = SyntheticNRSfM(frames: 120, points: 15, modes: 2, seed: 1)
         let (points2D, centred) = perspectiveSequence(data)
-        let persp = try DeepNRSfM.fit(points2D: points2D, config: smallConfig(.perspective))
+        var perspConfig = smallConfig(.perspective)
+        perspConfig.scaleCorrectionRounds = 1
+        let persp = try DeepNRSfM.fit(points2D: points2D, config: perspConfig)
         let ortho = try DeepNRSfM.fit(points2D: points2D, config: smallConfig(.orthographic))
         // Under perspective the reconstruction's scale is set by t_z: compare up to scale.
         let ep = try Metrics3D.normalizedError(prediction: persp.points3D, groundTruth: centred, alignScale: true).mean
@@ -220,6 +222,12 @@ private func perspectiveSequence(_ data: SyntheticNRSfM) -> (points2D: Tensor, c
         print("synthetic perspective data: perspective model \(ep)%, orthographic model \(eo)%")
         #expect(ep < 6, "perspective model error \(ep)%")
         #expect(ep < 0.7 * eo, "perspective \(ep)% vs orthographic \(eo)%")
+        // Every frame is at the same depth: scale correction makes the bounding-box depths t_z
+        // (which vary with the viewpoint) more uniform.
+        func variation(_ d: Tensor) -> Float { let m = d.mean().item; return (d - m).square().mean().item.squareRoot() / m }
+        let boxDepth = try ObjectCentric.boundingBoxDepth(points2D)
+        print("t_z variation: bounding box \(variation(boxDepth)), scale-corrected \(variation(persp.depth!))")
+        #expect(variation(persp.depth!) < 0.75 * variation(boxDepth))
         // The perspective camera-frame points reproject onto the input.
         let reproj = Camera.perspective(persp.points3D)
         let rel = (reproj - points2D).norm().item / (points2D - points2D.mean(axes: [1], keepDims: true)).norm().item
@@ -254,5 +262,62 @@ private func perspectiveSequence(_ data: SyntheticNRSfM) -> (points2D: Tensor, c
                 #expect(r.allClose(d.target, rtol: 0, atol: 1e-4), "t_z \(depth), mask \(m != nil)")
             }
         }
+    }
+}
+
+@Suite struct DeepNRSfMLiftingTests {
+    /// NRSfM on 80% of the frames, then the trained network lifts the other 20% in one forward
+    /// pass; the checkpoint written by `save` rebuilds the same network.
+    @Test func liftsUnseenFramesAndRoundTripsTheCheckpoint() throws {
+        let data = SyntheticNRSfM(frames: 150, points: 15, modes: 2, seed: 2)
+        let train = Array(0..<120), test = Array(120..<150)
+        let result = try DeepNRSfM.fit(points2D: data.points2D.indexSelect(axis: 0, indices: train), config: smallConfig())
+        let lifted = try DeepNRSfM.lift(model: result.model, points2D: data.points2D.indexSelect(axis: 0, indices: test))
+        let trainErr = try Metrics3D.normalizedError(prediction: result.points3D, groundTruth: data.points3D.indexSelect(axis: 0, indices: train)).mean
+        let testErr = try Metrics3D.normalizedError(prediction: lifted.points3D, groundTruth: data.points3D.indexSelect(axis: 0, indices: test)).mean
+        print("Deep NRSfM++ lifting: train frames \(trainErr)%, unseen frames \(testErr)%")
+        #expect(testErr < 8, "unseen-frame error \(testErr)%")
+        // Lifting the training frames reproduces the fit's output.
+        let again = try DeepNRSfM.lift(model: result.model, points2D: data.points2D.indexSelect(axis: 0, indices: train))
+        #expect(again.points3D.allClose(result.points3D, rtol: 1e-5, atol: 1e-5))
+
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("deep-nrsfm-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try result.model.save(to: url)
+        let loaded = try DeepNRSfMModel.load(from: url)
+        #expect(loaded.config.dictionarySizes == result.model.config.dictionarySizes)
+        #expect(loaded.inputScale.item == result.model.inputScale.item)
+        let fromDisk = try DeepNRSfM.lift(model: loaded, points2D: data.points2D.indexSelect(axis: 0, indices: test))
+        #expect(fromDisk.points3D.allClose(lifted.points3D, rtol: 0, atol: 1e-6))
+    }
+
+    @Test func scaleCorrectionEqualisesShapeSizes() {
+        // Frame 1's shape came out twice as large as frame 0's: its depth is halved relative to it,
+        // and the mean size is kept.
+        let s0 = Tensor([[1, 0, 0], [-1, 0, 0], [0, 2, 0], [0, -2, 0]] as [[Float]])
+        let shapes = Tensor.stack([s0, 2 * s0 + 5])
+        let depth = DeepNRSfM.correctedDepth(Tensor([4, 4]), shapes: shapes)
+        #expect(depth.allClose(Tensor([6, 3]), rtol: 1e-6, atol: 0))
+    }
+
+    @Test func rejectsMalformedTracks() {
+        let data = SyntheticNRSfM(frames: 4, points: 5, modes: 1, seed: 3)
+        func message(_ body: () throws -> Void) -> String {
+            do { try body() } catch { return "\(error)" }
+            return "<no error>"
+        }
+        var config = smallConfig()
+        config.iterations = 1
+        let fewVisible = Tensor([1, 1, 1, 1, 1,  1, 0, 0, 0, 0,  1, 1, 1, 1, 1,  1, 1, 1, 1, 1] as [Float], shape: [4, 5])
+        #expect(message { _ = try DeepNRSfM.fit(points2D: data.points2D, visibility: fewVisible, config: config) }
+            .contains("frame 1 has 1 visible point"))
+        #expect(message { _ = try DeepNRSfM.fit(points2D: data.points2D, visibility: Tensor.ones([4, 4]), config: config) }
+            .contains("visibility of shape [4, 5]"))
+        var bad = data.points2D
+        bad.withUnsafeMutableBufferPointer { $0[2 * 7] = .nan }                     // frame 1, point 2 (visible)
+        #expect(message { _ = try DeepNRSfM.fit(points2D: bad, config: config) }.contains("frame 1, visible point 2"))
+        #expect(message { _ = try DeepNRSfM.fit(points2D: data.points3D, config: config) }.contains("[F >= 1, P >= 3, 2]"))
+        #expect(message { _ = try DeepNRSfM.fit(points2D: data.points2D, visibility: 2 * Tensor.ones([4, 5]), config: config) }
+            .contains("visibility must be 0 or 1"))
     }
 }
