@@ -115,7 +115,7 @@ extension DeepNRSfMModel {
     /// config as JSON, everything ``load(from:)`` needs to rebuild the network.
     public var checkpointMetadata: [String: String] {
         let json = (try? JSONEncoder().encode(config)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
-        return ["method": config.nonlinearity == .bst ? "deep-nrsfm++" : "deep-nrsfm", "points": "\(points)", "config": json]
+        return ["method": method.rawValue, "points": "\(points)", "config": json]
     }
 
     /// Writes the weights (dictionaries, thresholds, biases, camera weights, input scale) as

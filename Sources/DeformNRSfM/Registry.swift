@@ -1,3 +1,4 @@
+import DeformGeometry
 import DeformIO
 import DeformNN
 import DeformTensor
@@ -9,8 +10,31 @@ public enum NRSfMMethod: String, CaseIterable, Codable, Sendable {
     case paul
     /// PAUL's auto-decoder baseline (L_recon.AD + L_reg only), for the ablation.
     case adl
+    /// Deep NRSfM++ (thesis ch. 3): block-sparse coding network with block soft thresholding.
+    case deepNRSfMPlusPlus = "deep-nrsfm++"
+    /// Deep NRSfM: the same network with ReLU instead of block soft thresholding (Table 3.2 "ReLU").
+    case deepNRSfM = "deep-nrsfm"
     /// Dai, Li & He's prior-free block matrix method (the "BMM" row of PAUL's Table 2.1).
     case bmm
+
+    /// Whether the method accepts tracks with hidden points.
+    public var supportsMissingData: Bool {
+        switch self {
+        case .deepNRSfMPlusPlus, .deepNRSfM: return true
+        case .paul, .adl, .bmm: return false
+        }
+    }
+
+    /// Whether the method has a perspective camera model (all methods accept orthographic tracks).
+    public var supportsPerspective: Bool { self == .deepNRSfMPlusPlus || self == .deepNRSfM }
+}
+
+/// The camera model a method assumes.
+public enum NRSfMCamera: String, CaseIterable, Codable, Sendable {
+    /// Orthographic / weak perspective: tracks in any unit.
+    case ortho
+    /// Pinhole: tracks in normalised image coordinates (unit focal plane).
+    case persp
 }
 
 /// Options shared by every method.
@@ -19,6 +43,8 @@ public struct NRSfMOptions {
     /// Independent runs with seeds `seed, seed+1, ...`; the one with the lowest final training loss
     /// is kept (no ground truth involved).
     public var restarts = 1
+    /// Camera model (``NRSfMMethod/supportsPerspective`` for `.persp`).
+    public var camera: NRSfMCamera = .ortho
     /// `key=value` overrides of the method's config, by its JSON field names.
     public var overrides: [String] = []
     /// Called during training with (restart, step, total steps, loss).
@@ -39,6 +65,8 @@ public struct NRSfMReconstruction {
     public var finalLoss: Float
     /// The trained model, when the method has one (saved as a checkpoint).
     public var model: Module?
+    /// The trained network as a lifter of unseen frames, when the method has one.
+    public var lifter: NRSfMLifter?
     /// The fully resolved method config as a JSON object.
     public var config: [String: Any]
     /// Training-loss log: (restart, step, loss).
@@ -48,10 +76,16 @@ public struct NRSfMReconstruction {
 }
 
 public enum NRSfMRunner {
-    /// Runs `method` on `tracks` (restarts and overrides as in `options`).
+    /// Runs `method` on `tracks` (restarts, camera and overrides as in `options`).
+    /// - Throws: ``NRSfMError/unsupported(_:)`` when the tracks have hidden points and the method
+    ///   has no missing-data mode, or a perspective camera is asked of an orthographic-only method.
     public static func fit(_ method: NRSfMMethod, tracks: KeypointTracks, options: NRSfMOptions = NRSfMOptions()) throws -> NRSfMReconstruction {
-        if tracks.visibleFraction < 1 {
-            throw NRSfMError.unsupported("\(tracks.source): \(String(format: "%.1f", 100 * (1 - tracks.visibleFraction)))% of the points are hidden; \(method.rawValue)'s missing-data mode is not implemented yet — pass complete tracks")
+        let complete = tracks.visibleFraction >= 1
+        if !complete && !method.supportsMissingData {
+            throw NRSfMError.unsupported("\(tracks.source): \(String(format: "%.1f", 100 * (1 - tracks.visibleFraction)))% of the points are hidden; \(method.rawValue) has no missing-data mode — use \(NRSfMMethod.allCases.filter(\.supportsMissingData).map(\.rawValue).joined(separator: " or ")), or pass complete tracks")
+        }
+        if options.camera == .persp && !method.supportsPerspective {
+            throw NRSfMError.unsupported("\(method.rawValue) has only the orthographic camera model; the perspective model is in \(NRSfMMethod.allCases.filter(\.supportsPerspective).map(\.rawValue).joined(separator: " and "))")
         }
         var best: NRSfMReconstruction?
         var log: [(Int, Int, Float)] = []
@@ -72,7 +106,24 @@ public enum NRSfMRunner {
                 result = NRSfMReconstruction(
                     method: method, points3D: fit.points3D, rotations: fit.rotations,
                     extras: ["canonical": fit.canonical, "codes": fit.codes], finalLoss: fit.finalLoss,
-                    model: fit.model, config: try ConfigOverrides.jsonObject(config), log: [], seed: seed)
+                    model: fit.model, lifter: nil, config: try ConfigOverrides.jsonObject(config), log: [], seed: seed)
+            case .deepNRSfMPlusPlus, .deepNRSfM:
+                var config = method == .deepNRSfM ? DeepNRSfMConfig.reluVariant : DeepNRSfMConfig()
+                config.camera = options.camera == .persp ? .perspective : .orthographic
+                config = try ConfigOverrides.apply(options.overrides, to: config)
+                config.seed = seed
+                let total = config.iterations + (config.camera == .perspective ? config.scaleCorrectionRounds * config.scaleCorrectionIterations : 0)
+                let fit = try DeepNRSfM.fit(points2D: tracks.points2D, visibility: complete ? nil : tracks.visibility,
+                                            config: config, logEvery: 50) { step, loss in
+                    log.append((r, step, loss))
+                    options.progress?(r, step, total, loss)
+                }
+                var extras = ["canonical": fit.canonical, "codes": fit.codes]
+                if let depth = fit.depth { extras["depth"] = depth }
+                result = NRSfMReconstruction(
+                    method: method, points3D: fit.points3D, rotations: fit.rotations, extras: extras,
+                    finalLoss: fit.finalLoss, model: fit.model, lifter: fit.model,
+                    config: try ConfigOverrides.jsonObject(config), log: [], seed: seed)
             case .bmm:
                 var config = try ConfigOverrides.apply(options.overrides, to: BMMConfig())
                 config.seed = seed
@@ -81,7 +132,7 @@ public enum NRSfMRunner {
                 // BMM has no training loss; restarts are internal (rotationRestarts), so the first run is kept.
                 result = NRSfMReconstruction(
                     method: method, points3D: fit.points3D, rotations: fit.rotations, extras: ["shapes": fit.shapes],
-                    finalLoss: 0, model: nil, config: try ConfigOverrides.jsonObject(config), log: [], seed: seed)
+                    finalLoss: 0, model: nil, lifter: nil, config: try ConfigOverrides.jsonObject(config), log: [], seed: seed)
             }
             if best == nil || result.finalLoss < best!.finalLoss { best = result }
         }

@@ -10,7 +10,7 @@ struct NRSfM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nrsfm",
         abstract: "Non-rigid structure from motion: 3D shapes and cameras from 2D keypoint tracks.",
-        subcommands: [NRSfMFit.self, NRSfMTable.self, NRSfMExample.self])
+        subcommands: [NRSfMFit.self, NRSfMLift.self, NRSfMEval.self, NRSfMTable.self, NRSfMExample.self])
 }
 
 /// `deform nrsfm example`: writes a synthetic sequence with ground truth (no download needed).
@@ -50,8 +50,12 @@ struct NRSfMFit: ParsableCommand {
         """)
 
     @Argument(help: "Keypoint tracks (.npz, .json or .csv).") var tracks: String
-    @Option(help: "Method: \(NRSfMMethod.allCases.map(\.rawValue).joined(separator: ", ")) (adl = PAUL without the auto-encoder term).")
+    @Option(help: "Method: \(NRSfMMethod.allCases.map(\.rawValue).joined(separator: ", ")) (adl = PAUL without the auto-encoder term; deep-nrsfm = Deep NRSfM++ with ReLU instead of block soft thresholding).")
     var method: NRSfMMethod = .paul
+    @Option(help: "Camera model: ortho, or persp (deep-nrsfm++ and deep-nrsfm; tracks in normalised image coordinates, or pixels with --intrinsics).")
+    var camera: NRSfMCamera = .ortho
+    @Option(help: ArgumentHelp("Pinhole intrinsics of pixel tracks, converted to normalised image coordinates before fitting.", valueName: "fx,fy,cx,cy"))
+    var intrinsics: String?
     @Option(help: "Bottleneck size K (PAUL: 4 for short sequences, 8 for articulated data); for bmm, the rank K.") var bottleneck: Int?
     @Option(help: "Training iterations.") var iterations: Int?
     @Option(help: "Adam learning rate.") var learningRate: Float?
@@ -69,6 +73,7 @@ struct NRSfMFit: ParsableCommand {
         if let bottleneck, bottleneck < 1 { throw ValidationError("--bottleneck must be >= 1") }
         if let iterations, iterations < 1 { throw ValidationError("--iterations must be >= 1") }
         if restarts < 1 { throw ValidationError("--restarts must be >= 1") }
+        if let intrinsics { _ = try parseIntrinsics(intrinsics) }
     }
 
     /// The convenience flags as overrides (applied before --set, so --set wins).
@@ -82,7 +87,7 @@ struct NRSfMFit: ParsableCommand {
     }
 
     func run() throws {
-        let data = try KeypointTracks.load(URL(fileURLWithPath: tracks))
+        let data = try loadTracks(tracks, intrinsics: intrinsics)
         let run = try RunFolder(output, overwrite: overwrite)
         do {
             try fit(data, run: run)
@@ -97,6 +102,7 @@ struct NRSfMFit: ParsableCommand {
         var options = NRSfMOptions()
         options.seed = seed
         options.restarts = restarts
+        options.camera = camera
         options.overrides = allOverrides
         var bar: ProgressLine?
         var barRestart = -1
@@ -113,9 +119,10 @@ struct NRSfMFit: ParsableCommand {
         bar?.finish()
         let seconds = Date().timeIntervalSince(started)
 
-        let config: [String: Any] = ["method": method.rawValue, "tracks": tracks, "frames": data.frameCount,
+        var config: [String: Any] = ["method": method.rawValue, "camera": camera.rawValue, "tracks": tracks, "frames": data.frameCount,
                                      "points": data.pointCount, "restarts": restarts, "seed": result.seed,
                                      "config": result.config]
+        if let intrinsics { config["intrinsics"] = intrinsics }
         try writeAtomically(JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]),
                             to: run.url("config.json"))
         let log = result.log.map { "{\"restart\":\($0.restart),\"step\":\($0.step),\"loss\":\($0.loss)}" }
@@ -126,8 +133,12 @@ struct NRSfMFit: ParsableCommand {
             let checkpoints = run.url("checkpoints")
             try FileManager.default.createDirectory(at: checkpoints, withIntermediateDirectories: true)
             let step = result.log.last?.step ?? 0
-            try saveCheckpoint(model, to: checkpoints.appendingPathComponent(String(format: "step-%09d.safetensors", step + 1)),
-                               metadata: ["method": method.rawValue, "seed": "\(result.seed)"])
+            let file = checkpoints.appendingPathComponent(String(format: "step-%09d.safetensors", step + 1))
+            if let lifter = result.lifter {
+                try lifter.save(to: file)
+            } else {
+                try saveCheckpoint(model, to: file, metadata: ["method": method.rawValue, "seed": "\(result.seed)"])
+            }
         }
         if ply {
             let dir = run.url("ply")
@@ -139,9 +150,9 @@ struct NRSfMFit: ParsableCommand {
         }
         var metrics = FitMetrics(finalLoss: result.finalLoss, seconds: seconds, seed: result.seed)
         if let gt = data.points3D {
-            let ne = try Metrics3D.normalizedError(prediction: result.points3D, groundTruth: gt)
-            metrics.normalizedErrorPercent = ne.mean
-            metrics.normalizedErrorPerFrame = ne.perFrame
+            // A perspective reconstruction's unit is set by the assumed depth: compare up to scale.
+            metrics.scores = try ReconstructionScores(prediction: result.points3D, groundTruth: gt, alignScale: camera == .persp)
+            metrics.normalizedErrorPercent = metrics.scores!.normalizedErrorPercent
         }
         try writeJSON(metrics, to: run.url("metrics.json"))
         var summary = String(format: "%@: %d frames x %d points, loss %.5g, %.1f s", method.rawValue, data.frameCount, data.pointCount,
@@ -149,15 +160,80 @@ struct NRSfMFit: ParsableCommand {
         if let ne = metrics.normalizedErrorPercent { summary += String(format: ", normalized error %.3f%%", ne) }
         print(summary)
         print("results in \(output)/ (reconstruction.npz, metrics.json, config.json, log.jsonl\(result.model != nil ? ", checkpoints/" : ""))")
+        if result.lifter != nil { print("lift unseen frames: deform nrsfm lift \(output) <tracks> -o <folder>") }
     }
 }
 
 extension NRSfMMethod: ExpressibleByArgument {}
+extension NRSfMCamera: ExpressibleByArgument {}
+
+/// `fx,fy,cx,cy` as a 3x3 intrinsics matrix.
+func parseIntrinsics(_ text: String) throws -> Tensor {
+    let v = text.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+    guard v.count == 4, v[0] > 0, v[1] > 0, v.allSatisfy(\.isFinite) else {
+        throw ValidationError("--intrinsics: expected fx,fy,cx,cy with positive focal lengths, got '\(text)'")
+    }
+    return Tensor([v[0], 0, v[2], 0, v[1], v[3], 0, 0, 1], shape: [3, 3])
+}
+
+/// Loads tracks; with intrinsics, converts pixel coordinates to normalised image coordinates.
+func loadTracks(_ path: String, intrinsics: String?) throws -> KeypointTracks {
+    let data = try KeypointTracks.load(URL(fileURLWithPath: path))
+    guard let intrinsics else { return data }
+    let k = try parseIntrinsics(intrinsics)
+    let normalized = Camera.normalizedCoordinates(data.points2D * data.visibility.unsqueezed(-1), intrinsics: k)
+    return try KeypointTracks(points2D: normalized, visibility: data.visibility, points3D: data.points3D, source: data.source)
+}
 
 struct FitMetrics: Encodable {
     var finalLoss: Float
     var seconds: Double
     var seed: UInt64
     var normalizedErrorPercent: Double?
-    var normalizedErrorPerFrame: [Double]?
+    var scores: ReconstructionScores?
+
+    enum CodingKeys: String, CodingKey { case finalLoss, seconds, seed, normalizedErrorPercent, normalizedErrorPerFrame, mpjpe, paMPJPE, stress, scaleAligned }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(finalLoss, forKey: .finalLoss)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(seed, forKey: .seed)
+        try c.encodeIfPresent(normalizedErrorPercent, forKey: .normalizedErrorPercent)
+        try c.encodeIfPresent(scores?.normalizedErrorPerFrame, forKey: .normalizedErrorPerFrame)
+        try c.encodeIfPresent(scores?.mpjpe, forKey: .mpjpe)
+        try c.encodeIfPresent(scores?.paMPJPE, forKey: .paMPJPE)
+        try c.encodeIfPresent(scores?.stress, forKey: .stress)
+        try c.encodeIfPresent(scores?.scaleAligned, forKey: .scaleAligned)
+    }
+}
+
+/// The 3D metrics of a reconstruction against ground truth, as the papers define them.
+struct ReconstructionScores: Encodable {
+    /// Normalized error (%), mean over frames, and per frame.
+    var normalizedErrorPercent: Double
+    var normalizedErrorPerFrame: [Double]
+    /// MPJPE after mean-depth centring, least-squares scale and depth flip, in the ground truth's unit.
+    var mpjpe: Double
+    /// MPJPE after similarity (Procrustes) alignment, in the ground truth's unit.
+    var paMPJPE: Double
+    /// STRESS (scale-aligned), in the ground truth's unit.
+    var stress: Double
+    /// Whether the normalized error was measured after a per-frame scale alignment.
+    var scaleAligned: Bool
+
+    init(prediction: Tensor, groundTruth: Tensor, alignScale: Bool) throws {
+        let ne = try Metrics3D.normalizedError(prediction: prediction, groundTruth: groundTruth, alignScale: alignScale)
+        normalizedErrorPercent = ne.mean
+        normalizedErrorPerFrame = ne.perFrame
+        mpjpe = try Metrics3D.mpjpe(prediction: prediction, groundTruth: groundTruth).mean
+        paMPJPE = try Metrics3D.paMPJPE(prediction: prediction, groundTruth: groundTruth).mean
+        stress = try Metrics3D.stress(prediction: prediction, groundTruth: groundTruth, alignScale: true).mean
+        scaleAligned = alignScale
+    }
+
+    var summary: String {
+        String(format: "normalized error %.3f%%%@, MPJPE %.4g, PA-MPJPE %.4g, STRESS %.4g", normalizedErrorPercent,
+               scaleAligned ? " (scale-aligned)" : "", mpjpe, paMPJPE, stress)
+    }
 }

@@ -151,15 +151,11 @@ private func smallConfig(_ camera: DeepNRSfMConfig.CameraModel = .orthographic) 
     return c
 }
 
-/// Camera-frame points of a synthetic sequence centred per frame, then pushed to a depth of 2.5x
-/// the object's extent (the largest side of the bounding box over the sequence) and projected
-/// with a unit-focal pinhole.
+/// The benchmark's perspective protocol on a synthetic sequence: normalised image points and the
+/// centred ground truth.
 private func perspectiveSequence(_ data: SyntheticNRSfM) -> (points2D: Tensor, centred3D: Tensor) {
-    let centred = data.points3D - data.points3D.mean(axes: [1], keepDims: true)
-    let lo = centred.min(axes: [0, 1]).scalars, hi = centred.max(axes: [0, 1]).scalars
-    let extent = (0..<3).map { hi[$0] - lo[$0] }.max()!
-    let placed = centred + Tensor([0, 0, 2.5 * extent])
-    return (Camera.perspective(placed), centred)
+    let (points2D, camera) = NRSfMBenchmarkCase.perspectiveProjection(data.points3D, distance: 2.5)
+    return (points2D, camera - camera.mean(axes: [1], keepDims: true))
 }
 
 @Suite struct DeepNRSfMFitTests {
