@@ -5,8 +5,13 @@ import CBLAS
 /// `concurrentPerform` and 1-thread BLAS inside, or let BLAS use every thread for one big GEMM —
 /// never both at once.
 public enum Threads {
-    /// Number of cores the engine parallelises over.
-    public static let coreCount = ProcessInfo.processInfo.activeProcessorCount
+    /// Number of cores the engine parallelises over: the machine's, or fewer when the environment
+    /// variable `DEFORM_THREADS` says so (as when several processes share the machine).
+    public static let coreCount: Int = {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        guard let text = ProcessInfo.processInfo.environment["DEFORM_THREADS"], let n = Int(text), n >= 1 else { return cores }
+        return Swift.min(n, cores)
+    }()
 
     /// OpenBLAS's thread count.
     public static var blasThreads: Int {

@@ -10,7 +10,7 @@ struct NRSfM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nrsfm",
         abstract: "Non-rigid structure from motion: 3D shapes and cameras from 2D keypoint tracks.",
-        subcommands: [NRSfMFit.self, NRSfMLift.self, NRSfMEval.self, NRSfMTable.self, NRSfMExample.self])
+        subcommands: [NRSfMFit.self, NRSfMLift.self, NRSfMEval.self, NRSfMTable.self, NRSfMExample.self, NRSfMTableCase.self])
 }
 
 /// `deform nrsfm example`: writes a synthetic sequence with ground truth (no download needed).

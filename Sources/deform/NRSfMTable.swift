@@ -34,9 +34,12 @@ struct NRSfMTable: ParsableCommand {
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a method hyper-parameter for every run (repeatable).", valueName: "key=value"))
     var overrides: [String] = []
     @Option(name: .shortAndLong, help: "Write table.md and table.json into this folder.") var output: String?
+    @Option(help: "Runs at a time, each in its own process with one thread (1 = one run at a time using every core).")
+    var jobs = 1
 
     func validate() throws {
         if seeds < 1 { throw ValidationError("--seeds must be >= 1") }
+        if jobs < 1 { throw ValidationError("--jobs must be >= 1") }
     }
 
     struct Cell: Encodable {
@@ -50,7 +53,16 @@ struct NRSfMTable: ParsableCommand {
         var std: Double
         var finalLosses: [Float]
         var seconds: [Double]
-        var row: String { "\(method)\(camera == "persp" ? " (persp model)" : "")" + (protocolName == "clean" ? "" : ", \(protocolName)") }
+        var row: String { tableRow(method: method, camera: camera, protocolName: protocolName) }
+
+        mutating func add(_ score: NRSfMBenchmarkScore) {
+            errors.append(score.normalizedError)
+            if let e = score.trainNormalizedError { trainErrors = (trainErrors ?? []) + [e] }
+            finalLosses.append(score.finalLoss)
+            seconds.append(score.seconds)
+            mean = errors.reduce(0, +) / Double(errors.count)
+            std = errors.count > 1 ? (errors.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(errors.count - 1)).squareRoot() : 0
+        }
     }
 
     /// The (method, camera) pairs run under a protocol; nil entries are skipped with a note.
@@ -79,34 +91,62 @@ struct NRSfMTable: ParsableCommand {
             }
         }
         let total = plan.count * sequences.count * seeds
-        var cells: [Cell] = []
-        var done = 0
-        let started = Date()
+        var jobsList: [TableJob] = []
         for (p, method, camera) in plan {
-            for (name, t) in zip(sequences, tracks) {
-                var cell = Cell(method: method.rawValue, camera: camera.rawValue, protocolName: p.description, sequence: name,
-                                errors: [], trainErrors: nil, mean: 0, std: 0, finalLosses: [], seconds: [])
+            for name in sequences {
                 for seed in 0..<seeds {
-                    var options = NRSfMOptions()
-                    options.seed = UInt64(seed)
-                    options.camera = camera
-                    options.overrides = overrides
-                    let c = try NRSfMBenchmarkCase(tracks: t, protocol: p, seed: UInt64(seed))
-                    let score = try NRSfMRunner.benchmark(method, case: c, options: options)
-                    cell.errors.append(score.normalizedError)
-                    if let e = score.trainNormalizedError { cell.trainErrors = (cell.trainErrors ?? []) + [e] }
-                    cell.finalLosses.append(score.finalLoss)
-                    cell.seconds.append(score.seconds)
-                    done += 1
-                    FileHandle.standardError.write(String(format: "[%d/%d] %@ %@ seed %d: %.3f%%%@ (loss %.4g, %.1f s; %@ elapsed)\n",
-                                                          done, total, cell.row, name, seed, score.normalizedError,
-                                                          score.trainNormalizedError.map { String(format: " held-out, %.3f%% train", $0) } ?? "",
-                                                          score.finalLoss, score.seconds,
-                                                          ProgressLine.clock(Date().timeIntervalSince(started))).data(using: .utf8)!)
+                    jobsList.append(TableJob(method: method, camera: camera, protocolName: p.description, sequence: name, seed: seed))
                 }
-                let m = cell.errors.reduce(0, +) / Double(cell.errors.count)
-                cell.mean = m
-                cell.std = cell.errors.count > 1 ? (cell.errors.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(cell.errors.count - 1)).squareRoot() : 0
+            }
+        }
+        let started = Date()
+        var done = 0
+        let lock = NSLock()
+        let report: (TableJob, NRSfMBenchmarkScore) -> Void = { job, score in
+            lock.lock()
+            defer { lock.unlock() }
+            done += 1
+            FileHandle.standardError.write(String(format: "[%d/%d] %@ %@ seed %d: %.3f%%%@ (loss %.4g, %.1f s; %@ elapsed)\n",
+                                                  done, total, job.row, job.sequence, job.seed, score.normalizedError,
+                                                  score.trainNormalizedError.map { String(format: " held-out, %.3f%% train", $0) } ?? "",
+                                                  score.finalLoss, score.seconds,
+                                                  ProgressLine.clock(Date().timeIntervalSince(started))).data(using: .utf8)!)
+        }
+        var scores: [NRSfMBenchmarkScore?] = Array(repeating: nil, count: jobsList.count)
+        if jobs == 1 {
+            for (i, job) in jobsList.enumerated() {
+                let t = tracks[sequences.firstIndex(of: job.sequence)!]
+                scores[i] = try job.run(tracks: t, overrides: overrides)
+                report(job, scores[i]!)
+            }
+        } else {
+            let dataPath = data
+            var firstError: Error?
+            let next = Counter()
+            let workers = min(jobs, jobsList.count)
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                while let i = next.take(below: jobsList.count) {
+                    do {
+                        let score = try jobsList[i].runInChildProcess(dataFolder: dataPath, overrides: overrides)
+                        lock.lock(); scores[i] = score; lock.unlock()
+                        report(jobsList[i], score)
+                    } catch {
+                        lock.lock(); if firstError == nil { firstError = error }; lock.unlock()
+                        next.stop()
+                    }
+                }
+            }
+            if let firstError { throw firstError }
+        }
+        var cells: [Cell] = []
+        for (i, job) in jobsList.enumerated() {
+            let score = scores[i]!
+            if let last = cells.last, last.row == job.row, last.sequence == job.sequence {
+                cells[cells.count - 1].add(score)
+            } else {
+                var cell = Cell(method: job.method.rawValue, camera: job.camera.rawValue, protocolName: job.protocolName, sequence: job.sequence,
+                                errors: [], trainErrors: nil, mean: 0, std: 0, finalLosses: [], seconds: [])
+                cell.add(score)
                 cells.append(cell)
             }
         }
@@ -129,5 +169,108 @@ struct NRSfMTable: ParsableCommand {
             try writeAtomically(Data(md.utf8), to: dir.appendingPathComponent("table.md"))
             try writeJSON(cells, to: dir.appendingPathComponent("table.json"))
         }
+    }
+}
+
+func tableRow(method: String, camera: String, protocolName: String) -> String {
+    "\(method)\(camera == "persp" ? " (persp model)" : "")" + (protocolName == "clean" ? "" : ", \(protocolName)")
+}
+
+/// One run of the table: a method on one protocol variant of one sequence with one seed.
+struct TableJob {
+    var method: NRSfMMethod
+    var camera: NRSfMCamera
+    var protocolName: String
+    var sequence: String
+    var seed: Int
+    var row: String { tableRow(method: method.rawValue, camera: camera.rawValue, protocolName: protocolName) }
+
+    func run(tracks: KeypointTracks, overrides: [String]) throws -> NRSfMBenchmarkScore {
+        var options = NRSfMOptions()
+        options.seed = UInt64(seed)
+        options.camera = camera
+        options.overrides = overrides
+        let c = try NRSfMBenchmarkCase(tracks: tracks, protocol: NRSfMProtocol(protocolName)!, seed: UInt64(seed))
+        return try NRSfMRunner.benchmark(method, case: c, options: options)
+    }
+
+    /// Runs the job as `deform nrsfm table-case` in a child process limited to one thread.
+    func runInChildProcess(dataFolder: String, overrides: [String]) throws -> NRSfMBenchmarkScore {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        process.arguments = ["nrsfm", "table-case", URL(fileURLWithPath: dataFolder).appendingPathComponent("\(sequence).npz").path,
+                             "--method", method.rawValue, "--camera", camera.rawValue, "--protocol", protocolName,
+                             "--seed", "\(seed)"] + overrides.flatMap { ["--set", $0] }
+        var env = ProcessInfo.processInfo.environment
+        env["DEFORM_THREADS"] = "1"
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
+        let errBox = DataBox()
+        let errReader = Thread { errBox.set(err.fileHandleForReading.readDataToEndOfFile()) }
+        errReader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while !errReader.isFinished { usleep(1000) }
+        let errData = errBox.get()
+        guard process.terminationStatus == 0 else {
+            throw CLIError("\(row) \(sequence) seed \(seed) failed (exit \(process.terminationStatus)): \(String(decoding: errData, as: UTF8.self))")
+        }
+        do { return try JSONDecoder().decode(NRSfMBenchmarkScore.self, from: outData) } catch {
+            throw CLIError("\(row) \(sequence) seed \(seed): unreadable result from the child process (\(error))")
+        }
+    }
+}
+
+/// Data handed from a reader thread.
+final class DataBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    func set(_ d: Data) { lock.lock(); data = d; lock.unlock() }
+    func get() -> Data { lock.lock(); defer { lock.unlock() }; return data }
+}
+
+/// Hands out job indices to the workers of `--jobs`.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    private var stopped = false
+
+    func take(below n: Int) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !stopped, value < n else { return nil }
+        value += 1
+        return value - 1
+    }
+
+    func stop() { lock.lock(); stopped = true; lock.unlock() }
+}
+
+/// `deform nrsfm table-case`: one run of the table, its score as JSON on stdout (used by `table --jobs`).
+struct NRSfMTableCase: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "table-case", abstract: "Run one benchmark case and print its score as JSON (used by `table --jobs`).",
+        shouldDisplay: false)
+
+    @Argument var tracks: String
+    @Option var method: NRSfMMethod
+    @Option var camera: NRSfMCamera = .ortho
+    @Option(name: .customLong("protocol")) var protocolName: String
+    @Option var seed: Int = 0
+    @Option(name: .customLong("set")) var overrides: [String] = []
+
+    func run() throws {
+        guard NRSfMProtocol(protocolName) != nil else { throw ValidationError("unknown protocol '\(protocolName)'") }
+        let t = try KeypointTracks.load(URL(fileURLWithPath: tracks))
+        let job = TableJob(method: method, camera: camera, protocolName: protocolName, sequence: "", seed: seed)
+        let score = try job.run(tracks: t, overrides: overrides)
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        FileHandle.standardOutput.write(try encoder.encode(score))
     }
 }
