@@ -162,35 +162,8 @@ extension DeepNRSfM {
     /// global divisor, computed from the data when `nil`.
     static func prepare(points2D: Tensor, visibility: Tensor?, camera: DeepNRSfMConfig.CameraModel,
                         scale: Float?, op: String) throws -> (data: DeepNRSfMData, scale: Float) {
-        guard points2D.rank == 3, points2D.shape[2] == 2, points2D.shape[0] >= 1, points2D.shape[1] >= 3 else {
-            throw TensorError.shapeMismatch(op: op, expected: "points2D of shape [F >= 1, P >= 3, 2]", found: "\(points2D.shape)")
-        }
+        let mask = try TrackValidation.mask(points2D: points2D, visibility: visibility, op: op)
         let f = points2D.shape[0], p = points2D.shape[1]
-        var mask: Tensor? = nil
-        if let visibility {
-            guard visibility.shape == [f, p] else {
-                throw TensorError.shapeMismatch(op: op, expected: "visibility of shape [\(f), \(p)]", found: "\(visibility.shape)")
-            }
-            let v = visibility.scalars
-            if let bad = v.firstIndex(where: { $0 != 0 && $0 != 1 }) {
-                throw TensorError.invalidArgument(op: op, message: "visibility must be 0 or 1; frame \(bad / p), point \(bad % p) holds \(v[bad])")
-            }
-            if v.contains(0) { mask = visibility.detached() }
-        }
-        let xy = points2D.scalars, vis = mask?.scalars
-        for frame in 0..<f {
-            var visible = 0
-            for i in 0..<p where vis.map({ $0[frame * p + i] != 0 }) ?? true {
-                visible += 1
-                let u = xy[2 * (frame * p + i)], v = xy[2 * (frame * p + i) + 1]
-                if !u.isFinite || !v.isFinite {
-                    throw TensorError.nonFinite(op: op, message: "points2D: frame \(frame), visible point \(i) is (\(u), \(v))")
-                }
-            }
-            if visible < 2 {
-                throw TensorError.invalidArgument(op: op, message: "frame \(frame) has \(visible) visible point(s); at least 2 are needed")
-            }
-        }
         var points = mask.map { Tensor.where($0.unsqueezed(-1), points2D.detached(), Tensor(0)) } ?? points2D.detached()
         switch camera {
         case .orthographic:

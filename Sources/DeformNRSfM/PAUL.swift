@@ -36,12 +36,25 @@ public struct PAULConfig: Codable, Sendable {
     /// one. Decided by the training loss only, never by ground truth. Empty disables it.
     public var codeSearchIterations: [Int] = []
     public var seed: UInt64 = 0
+    /// Lifting mode (card §5-6): the codes come from a 2D→3D encoder, φ = h(W, M)
+    /// (``PAULLifter``), instead of free per-frame variables, so unseen frames can be lifted with
+    /// ``PAUL/lift(model:points2D:visibility:)``. The source uses h on long sequences and for
+    /// lifting; code search does not apply (there are no free codes).
+    public var lifting = false
+    /// Width of h's hidden layers. Martinez et al.'s fully connected residual network uses 1024;
+    /// the smaller default trains in minutes on a CPU (h's size is not given by the source).
+    public var lifterWidth = 256
+    /// Number of residual blocks of h (Martinez et al. use 2).
+    public var lifterBlocks = 2
+    /// Frames per Adam step; `nil` uses every frame (full batch) each step (not stated in the source).
+    public var batchSize: Int? = nil
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case bottleneck, hiddenWidths, leakySlope, codeWeight, decoderWeightDecay, codeInitStd, iterations,
-             learningRate, minLearningRate, useAutoencoderTerm, rigidWarmupIterations, codeSearchIterations, seed
+             learningRate, minLearningRate, useAutoencoderTerm, rigidWarmupIterations, codeSearchIterations, seed,
+             lifting, lifterWidth, lifterBlocks, batchSize
     }
 
     /// Decodes with defaults for absent keys, so configs written before a field existed still load.
@@ -61,23 +74,104 @@ public struct PAULConfig: Codable, Sendable {
         rigidWarmupIterations = try c.decodeIfPresent(Int.self, forKey: .rigidWarmupIterations) ?? d.rigidWarmupIterations
         codeSearchIterations = try c.decodeIfPresent([Int].self, forKey: .codeSearchIterations) ?? d.codeSearchIterations
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        lifting = try c.decodeIfPresent(Bool.self, forKey: .lifting) ?? d.lifting
+        lifterWidth = try c.decodeIfPresent(Int.self, forKey: .lifterWidth) ?? d.lifterWidth
+        lifterBlocks = try c.decodeIfPresent(Int.self, forKey: .lifterBlocks) ?? d.lifterBlocks
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
     }
 }
 
-/// PAUL's networks for the NRSfM mode: encoder f_e, decoder f_d and a free code φ per frame.
+/// One residual block of ``PAULLifter``: `x + act(L₂(act(L₁(x))))` (Martinez et al.'s block
+/// without batch normalisation and dropout, which the full-batch, small-data setting does not need).
+public final class PAULResidualBlock: Module {
+    public let first: Linear
+    public let second: Linear
+    public let slope: Float
+
+    public init(width: Int, slope: Float, rng: inout RandomGenerator) {
+        first = Linear(width, width, rng: &rng)
+        second = Linear(width, width, rng: &rng)
+        self.slope = slope
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        x + second(first(x).leakyRelu(slope)).leakyRelu(slope)
+    }
+}
+
+/// The 2D→3D encoder h of PAUL's lifting mode (card §3, "2D→3D encoder"): a fully connected
+/// residual network in the spirit of Martinez et al. The input is the normalised 2D points
+/// (visible-centred, hidden rows zero) flattened with the visibility mask concatenated, `3P`
+/// values; a linear layer to `lifterWidth`, `lifterBlocks` residual blocks, and a linear layer to
+/// the bottleneck K.
+public final class PAULLifter: Module {
+    public let input: Linear
+    public let blocks: [PAULResidualBlock]
+    public let output: Linear
+    public let points: Int
+    public let slope: Float
+
+    public init(points: Int, config: PAULConfig, rng: inout RandomGenerator) {
+        precondition(config.lifterWidth > 0 && config.lifterBlocks >= 0,
+                     "PAULLifter: lifterWidth must be positive and lifterBlocks non-negative, got \(config.lifterWidth), \(config.lifterBlocks)")
+        self.points = points
+        slope = config.leakySlope
+        input = Linear(3 * points, config.lifterWidth, rng: &rng)
+        var blocks: [PAULResidualBlock] = []
+        for _ in 0..<config.lifterBlocks { blocks.append(PAULResidualBlock(width: config.lifterWidth, slope: config.leakySlope, rng: &rng)) }
+        self.blocks = blocks
+        output = Linear(config.lifterWidth, config.bottleneck, rng: &rng)
+    }
+
+    /// h on prepared input `[N, 3P]` (see ``features(points:mask:)``).
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        var y = input(x).leakyRelu(slope)
+        for block in blocks { y = block(y) }
+        return output(y)
+    }
+
+    /// φ = h(W̃, M) for normalised points `[N, P, 2]` (hidden rows zero) and a mask `[N, P]` or `nil`.
+    public func callAsFunction(points w: Tensor, mask: Tensor?) -> Tensor { self(Self.features(points: w, mask: mask)) }
+
+    /// h's input: the points flattened, `[N, 2P]`, followed by the mask `[N, P]` (ones without one).
+    public static func features(points w: Tensor, mask: Tensor?) -> Tensor {
+        let n = w.shape[0], p = w.shape[1]
+        return Tensor.concat([w.reshaped([n, 2 * p]), mask ?? Tensor.ones([n, p])], axis: 1)
+    }
+}
+
+/// PAUL's networks: encoder f_e, decoder f_d, and either a free code φ per frame (NRSfM mode) or
+/// the 2D→3D encoder h (lifting mode, ``PAULConfig/lifting``).
 public final class PAULModel: Module {
     public let encoder: MLP
     public let decoder: MLP
+    /// Free per-frame codes `[F, K]` (NRSfM mode). In lifting mode there are none: `[0, K]`, frozen.
     @Parameter public var codes: Tensor
+    /// h, present in lifting mode.
+    public let lifter: PAULLifter?
+    /// The global factor that divided the training 2D points (``NormalizedTracks/scale``), so that
+    /// lifting new frames uses the same unit. Saved with the checkpoint.
+    @Buffer public var inputScale: Tensor
     public let points: Int
+    public let config: PAULConfig
 
     public init(frames: Int, points: Int, config: PAULConfig, rng: inout RandomGenerator) {
         self.points = points
+        self.config = config
         let slope = config.leakySlope
         let act: (Tensor) -> Tensor = { $0.leakyRelu(slope) }
         encoder = MLP(widths: [3 * points] + config.hiddenWidths + [config.bottleneck], activation: act, rng: &rng)
         decoder = MLP(widths: [config.bottleneck] + config.hiddenWidths.reversed() + [3 * points], activation: act, rng: &rng)
-        codes = rng.normal([frames, config.bottleneck], std: config.codeInitStd)
+        if config.lifting {
+            codes = Tensor.zeros([0, config.bottleneck])
+            lifter = PAULLifter(points: points, config: config, rng: &rng)
+        } else {
+            codes = rng.normal([frames, config.bottleneck], std: config.codeInitStd)
+            lifter = nil
+        }
+        inputScale = Tensor([1])
+        super.init()
+        if config.lifting { $codes.isTrainable = false }
     }
 
     /// f_d(φ) as shapes [N, P, 3].
@@ -89,11 +183,25 @@ public final class PAULModel: Module {
 
 public enum PAUL {
     /// Per-frame losses of Eq. 2.7 with the lower level (Eqs. 2.9-2.10, ``PAULSolver``)
-    /// substituted, all points visible; averaged over frames. `w` is [N, P, 2], centred.
-    public static func loss(model: PAULModel, w: Tensor, codes: Tensor, config: PAULConfig) throws -> (total: Tensor, camera: PAULSolver.Solution) {
-        let b = model.decode(codes)                                               // f_d(φ)
-        let a = config.useAutoencoderTerm ? model.autoencode(b) : b               // f_d∘f_e∘f_d(φ)
-        let cam = try PAULSolver.solve(points2D: w, shapes: config.useAutoencoderTerm ? [a, b] : [b])
+    /// substituted, averaged over frames. `w` is [N, P, 2], centred (with a mask: centred on the
+    /// visible points, hidden rows zero, ``ObjectCentric/centered(_:mask:)``).
+    ///
+    /// With a mask `[N, P]` (Sec. 2.4.3): both shapes are adaptively normalised (Eq. 2.11 with the
+    /// 1/P̃ factor, ``ObjectCentric/normalizedRows(_:mask:)``), the lower level fits the camera on
+    /// the visible points only (Eq. 2.13), and the camera-frame shape is `S̃_cam` of Eq. 2.14 in
+    /// this reading: visible points keep their observed x, y with the solved depth; hidden points
+    /// are the free variables S'_cam, set to their least-squares value given R*, which is the
+    /// decoders' prediction rotated into the camera frame, `R* (Ã_i + B̃_i)/2` (the printed
+    /// Eq. 2.14 would give visible points zero depth, presumably a typo). The losses are Eq. 2.15.
+    public static func loss(model: PAULModel, w: Tensor, codes: Tensor, config: PAULConfig,
+                            mask: Tensor? = nil) throws -> (total: Tensor, camera: PAULSolver.Solution) {
+        var b = model.decode(codes)                                               // f_d(φ)
+        var a = config.useAutoencoderTerm ? model.autoencode(b) : b               // f_d∘f_e∘f_d(φ)
+        if let mask {                                                             // Eq. 2.11: S̃
+            b = ObjectCentric.normalizedRows(b, mask: mask)
+            a = config.useAutoencoderTerm ? ObjectCentric.normalizedRows(a, mask: mask) : b
+        }
+        let cam = try PAULSolver.solve(points2D: w, shapes: config.useAutoencoderTerm ? [a, b] : [b], mask: mask)
         // Rows: camera = canonical · Rᵀ, so canonical = [W; z*ᵀ]ᵀ · R.
         let canon = cam.cameraShape.matmul(cam.rotation)
         var perFrame = (b - canon).norm(axes: [1, 2])                             // L_recon.AD (Frobenius, not squared)
@@ -104,16 +212,25 @@ public enum PAUL {
 
     /// Per-frame PAUL loss of frame `i` explained by the shapes of code `j`, for every pair:
     /// [N_frames, N_codes]. No gradients.
-    public static func pairwiseLoss(model: PAULModel, w: Tensor, codes: Tensor, config: PAULConfig) throws -> Tensor {
+    /// With a mask, frame i's visibility applies to every code's shapes (as in ``loss(model:w:codes:config:mask:)``).
+    public static func pairwiseLoss(model: PAULModel, w: Tensor, codes: Tensor, config: PAULConfig,
+                                    mask: Tensor? = nil) throws -> Tensor {
         try GradMode.withoutGrad {
             let n = w.shape[0], m = codes.shape[0], p = w.shape[1]
-            let b = model.decode(codes)
-            let a = config.useAutoencoderTerm ? model.autoencode(b) : b
+            let b0 = model.decode(codes)
+            let a0 = config.useAutoencoderTerm ? model.autoencode(b0) : b0
             let reg = (codes.square().sum(axes: [1]) * config.codeWeight).scalars
             var out = [Float](repeating: 0, count: n * m)
             for i in 0..<n {
                 let wi = w.narrow(axis: 0, start: i, length: 1).broadcastRaw(to: [m, p, 2])
-                let cam = try PAULSolver.solve(points2D: wi, shapes: config.useAutoencoderTerm ? [a, b] : [b])
+                var a = a0, b = b0, mi: Tensor? = nil
+                if let mask {
+                    let frameMask = mask.narrow(axis: 0, start: i, length: 1).broadcastRaw(to: [m, p])
+                    b = ObjectCentric.normalizedRows(b0, mask: frameMask)
+                    a = config.useAutoencoderTerm ? ObjectCentric.normalizedRows(a0, mask: frameMask) : b
+                    mi = frameMask
+                }
+                let cam = try PAULSolver.solve(points2D: wi, shapes: config.useAutoencoderTerm ? [a, b] : [b], mask: mi)
                 let canon = cam.cameraShape.matmul(cam.rotation)
                 var l = (b - canon).norm(axes: [1, 2])
                 if config.useAutoencoderTerm { l = l + (a - canon).norm(axes: [1, 2]) }
@@ -126,10 +243,11 @@ public enum PAUL {
 
     /// Code search: each frame takes the code (among all frames' current codes) that gives it
     /// the lowest loss, when that beats its own. Returns the new codes and how many frames moved.
-    public static func searchCodes(model: PAULModel, w: Tensor, config: PAULConfig) throws -> (codes: Tensor, moved: Int) {
+    public static func searchCodes(model: PAULModel, w: Tensor, config: PAULConfig,
+                                   mask: Tensor? = nil) throws -> (codes: Tensor, moved: Int) {
         let codes = model.codes.detached()
         let n = codes.shape[0], k = codes.shape[1]
-        let pair = try pairwiseLoss(model: model, w: w, codes: codes, config: config).scalars
+        let pair = try pairwiseLoss(model: model, w: w, codes: codes, config: config, mask: mask).scalars
         var out = codes.scalars
         let src = codes.scalars
         var moved = 0
