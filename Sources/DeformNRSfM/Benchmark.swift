@@ -168,6 +168,11 @@ extension NRSfMRunner {
     /// lifts the held-out frames with the trained network and scores those).
     public static func benchmark(_ method: NRSfMMethod, case c: NRSfMBenchmarkCase, options: NRSfMOptions) throws -> NRSfMBenchmarkScore {
         let t0 = Date()
+        var options = options
+        if c.test != nil {
+            guard method.canLift else { throw NRSfMError.unsupported("\(method.rawValue) has no network that lifts unseen frames") }
+            options.overrides = method.liftingOverrides + options.overrides
+        }
         let r = try fit(method, tracks: c.train, options: options)
         let trainError = try Metrics3D.normalizedError(prediction: r.points3D, groundTruth: c.trainTruth, alignScale: c.alignScale).mean
         guard let test = c.test, let truth = c.testTruth else {

@@ -39,8 +39,12 @@ public enum NRSfMLifters {
         switch NRSfMMethod(rawValue: name) {
         case .deepNRSfMPlusPlus, .deepNRSfM:
             return try DeepNRSfMModel.load(from: url)
+        case .paul, .adl:
+            let model = try PAULModel.load(from: url)
+            if model.config.lifting { return model }
+            throw NRSfMError.unsupported("\(url.path): this \(name) model was trained in NRSfM mode (free per-frame codes) and cannot lift unseen frames; train with --set lifting=true")
         default:
-            let liftable = NRSfMMethod.allCases.filter { [.deepNRSfMPlusPlus, .deepNRSfM].contains($0) }.map(\.rawValue)
+            let liftable = NRSfMMethod.allCases.filter(\.canLift).map(\.rawValue)
             throw NRSfMError.unsupported("\(url.path): checkpoint of method '\(name)' cannot lift unseen frames (models that can: \(liftable.joined(separator: ", ")))")
         }
     }
@@ -54,6 +58,18 @@ extension DeepNRSfMModel: NRSfMLifter {
     public func lift(points2D: Tensor, visibility: Tensor?) throws -> NRSfMLifted {
         let visible = visibility.flatMap { v in v.scalars.contains(0) ? v : nil }
         let r = try DeepNRSfM.lift(model: self, points2D: points2D, visibility: visible)
+        return NRSfMLifted(points3D: r.points3D, rotations: r.rotations, canonical: r.canonical)
+    }
+}
+
+extension PAULModel: NRSfMLifter {
+    public var method: NRSfMMethod { config.useAutoencoderTerm ? .paul : .adl }
+    public var pointCount: Int { points }
+    public var camera: NRSfMCamera { .ortho }
+
+    public func lift(points2D: Tensor, visibility: Tensor?) throws -> NRSfMLifted {
+        let visible = visibility.flatMap { v in v.scalars.contains(0) ? v : nil }
+        let r = try PAUL.lift(model: self, points2D: points2D, visibility: visible)
         return NRSfMLifted(points3D: r.points3D, rotations: r.rotations, canonical: r.canonical)
     }
 }

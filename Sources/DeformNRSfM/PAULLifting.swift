@@ -64,7 +64,7 @@ extension PAULModel {
     /// config as JSON, everything ``load(from:)`` needs to rebuild the network.
     public var checkpointMetadata: [String: String] {
         let json = (try? JSONEncoder().encode(config)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
-        return ["method": "paul", "points": "\(points)", "frames": "\(codes.shape[0])", "config": json]
+        return ["method": config.useAutoencoderTerm ? "paul" : "adl", "points": "\(points)", "frames": "\(codes.shape[0])", "config": json]
     }
 
     /// Writes the weights (encoder, decoder, free codes or h, input scale) as `.safetensors` with
@@ -77,7 +77,7 @@ extension PAULModel {
     /// - Throws: ``CheckpointError`` / ``TensorError`` naming the file when it is not such a checkpoint.
     public static func load(from url: URL) throws -> PAULModel {
         let (tensors, metadata) = try readSafetensors(url)
-        guard metadata["method"] == "paul", let json = metadata["config"],
+        guard metadata["method"] == "paul" || metadata["method"] == "adl", let json = metadata["config"],
               let points = metadata["points"].flatMap(Int.init), points >= 3,
               let frames = metadata["frames"].flatMap(Int.init), frames >= 0,
               let config = try? JSONDecoder().decode(PAULConfig.self, from: Data(json.utf8)) else {

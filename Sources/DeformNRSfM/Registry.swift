@@ -20,10 +20,17 @@ public enum NRSfMMethod: String, CaseIterable, Codable, Sendable {
     /// Whether the method accepts tracks with hidden points.
     public var supportsMissingData: Bool {
         switch self {
-        case .deepNRSfMPlusPlus, .deepNRSfM: return true
-        case .paul, .adl, .bmm: return false
+        case .paul, .adl, .deepNRSfMPlusPlus, .deepNRSfM: return true
+        case .bmm: return false
         }
     }
+
+    /// Whether the method trains a network that lifts unseen frames (PAUL and ADL in their
+    /// lifting mode, `--set lifting=true`; Deep NRSfM(++) always).
+    public var canLift: Bool { self != .bmm }
+
+    /// Overrides that make the method train a lifting network.
+    var liftingOverrides: [String] { self == .paul || self == .adl ? ["lifting=true"] : [] }
 
     /// Whether the method has a perspective camera model (all methods accept orthographic tracks).
     public var supportsPerspective: Bool { self == .deepNRSfMPlusPlus || self == .deepNRSfM }
@@ -99,14 +106,15 @@ public enum NRSfMRunner {
                 config = try ConfigOverrides.apply(options.overrides, to: config)
                 config.seed = seed
                 let total = config.iterations
-                let fit = try PAUL.fit(points2D: tracks.points2D, config: config, logEvery: 50) { step, loss in
+                let fit = try PAUL.fit(points2D: tracks.points2D, visibility: complete ? nil : tracks.visibility,
+                                       config: config, logEvery: 50) { step, loss in
                     log.append((r, step, loss))
                     options.progress?(r, step, total, loss)
                 }
                 result = NRSfMReconstruction(
                     method: method, points3D: fit.points3D, rotations: fit.rotations,
                     extras: ["canonical": fit.canonical, "codes": fit.codes], finalLoss: fit.finalLoss,
-                    model: fit.model, lifter: nil, config: try ConfigOverrides.jsonObject(config), log: [], seed: seed)
+                    model: fit.model, lifter: config.lifting ? fit.model : nil, config: try ConfigOverrides.jsonObject(config), log: [], seed: seed)
             case .deepNRSfMPlusPlus, .deepNRSfM:
                 var config = method == .deepNRSfM ? DeepNRSfMConfig.reluVariant : DeepNRSfMConfig()
                 config.camera = options.camera == .persp ? .perspective : .orthographic

@@ -59,6 +59,7 @@ struct NRSfMFit: ParsableCommand {
     @Option(help: "Bottleneck size K (PAUL: 4 for short sequences, 8 for articulated data); for bmm, the rank K.") var bottleneck: Int?
     @Option(help: "Training iterations.") var iterations: Int?
     @Option(help: "Adam learning rate.") var learningRate: Float?
+    @Flag(help: "PAUL/ADL: also train the 2D→3D encoder h, so the model lifts unseen frames (`deform nrsfm lift`).") var lifting = false
     @Option(help: "Iterations of rigid warm-up (codes held at zero) before deformation is learned.") var rigidWarmup: Int?
     @Option(name: .customLong("set"), help: ArgumentHelp("Override any method hyper-parameter by its config.json name, e.g. --set codeInitStd=0.1 (repeatable).", valueName: "key=value"))
     var overrides: [String] = []
@@ -74,6 +75,9 @@ struct NRSfMFit: ParsableCommand {
         if let iterations, iterations < 1 { throw ValidationError("--iterations must be >= 1") }
         if restarts < 1 { throw ValidationError("--restarts must be >= 1") }
         if let intrinsics { _ = try parseIntrinsics(intrinsics) }
+        if lifting && !(method == .paul || method == .adl) {
+            throw ValidationError("--lifting is for paul and adl (deep-nrsfm++ and deep-nrsfm always train a lifting network; bmm has none)")
+        }
     }
 
     /// The convenience flags as overrides (applied before --set, so --set wins).
@@ -83,6 +87,7 @@ struct NRSfMFit: ParsableCommand {
         if let iterations { o.append("iterations=\(iterations)") }
         if let learningRate { o.append("learningRate=\(learningRate)") }
         if let rigidWarmup { o.append("rigidWarmupIterations=\(rigidWarmup)") }
+        if lifting { o.append("lifting=true") }
         return o + overrides
     }
 

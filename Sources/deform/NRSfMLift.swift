@@ -72,7 +72,7 @@ struct NRSfMLift: ParsableCommand {
         let dir = url.appendingPathComponent("checkpoints")
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
         guard let last = files.last else {
-            throw CLIError("\(path): not a run with a trained network (no checkpoints/*.safetensors); methods that train one: deep-nrsfm++, deep-nrsfm")
+            throw CLIError("\(path): not a run with a trained network (no checkpoints/*.safetensors); methods that train one: deep-nrsfm++, deep-nrsfm, paul/adl with --set lifting=true")
         }
         return dir.appendingPathComponent(last)
     }

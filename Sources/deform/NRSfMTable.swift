@@ -20,7 +20,7 @@ struct NRSfMTable: ParsableCommand {
         object at 2.5x its extent; methods with a perspective model run with both cameras; errors up to scale); \
         missing30 / missing60 (that percentage of the points hidden at random; methods without a missing-data mode \
         are skipped); noise2 (Gaussian 2D noise, sigma 2% of the RMS point radius); lift (train on a random 80% of \
-        the frames, lift the other 20% with the trained network; errors on those). Each seed draws its own mask, \
+        the frames, lift the other 20% with the trained network — PAUL in its lifting mode; errors on those). Each seed draws its own mask, \
         noise and split.
         """)
 
@@ -70,7 +70,7 @@ struct NRSfMTable: ParsableCommand {
         methods.flatMap { m -> [(NRSfMMethod, NRSfMCamera)] in
             switch p {
             case .missing where !m.supportsMissingData: return []
-            case .lifting where !(m == .deepNRSfMPlusPlus || m == .deepNRSfM): return []
+            case .lifting where !m.canLift: return []
             case .perspective where m.supportsPerspective: return [(m, .ortho), (m, .persp)]
             default: return [(m, .ortho)]
             }

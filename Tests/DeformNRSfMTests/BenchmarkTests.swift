@@ -88,8 +88,8 @@ import DeformTensor
         print("benchmark lift on synthetic: held-out \(score.normalizedError)%, train \(score.trainNormalizedError!)%")
         #expect(score.normalizedError < 10 && score.trainNormalizedError! < 10)
         // A method without a lifting network cannot run this protocol.
-        options.overrides = ["iterations=5"]
-        #expect(throws: NRSfMError.self) { try NRSfMRunner.benchmark(.paul, case: c, options: options) }
+        options.overrides = []
+        #expect(throws: NRSfMError.self) { try NRSfMRunner.benchmark(.bmm, case: c, options: options) }
     }
 }
 
@@ -135,18 +135,28 @@ import DeformTensor
                 #expect("\(error)".contains("orthographic") && "\(error)".contains("deep-nrsfm++"))
             }
         }
-        // A PAUL checkpoint (no lifting network) is refused by the lifter loader with its method named.
+        // A PAUL model trained in NRSfM mode (free codes, no h) is refused by the lifter loader;
+        // one trained in lifting mode loads and lifts.
         var o = NRSfMOptions()
         o.overrides = ["iterations=2"]
         let r = try NRSfMRunner.fit(.paul, tracks: tracks, options: o)
+        #expect(r.lifter == nil)
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("paul-\(UUID().uuidString).safetensors")
         defer { try? FileManager.default.removeItem(at: url) }
-        try DeformNN.saveCheckpoint(r.model!, to: url, metadata: ["method": "paul"])
+        try (r.model as! PAULModel).save(to: url)
         do {
             _ = try NRSfMLifters.load(from: url)
             Issue.record("expected an error")
         } catch {
-            #expect("\(error)".contains("'paul'"))
+            #expect("\(error)".contains("NRSfM mode") && "\(error)".contains("lifting=true"))
         }
+        o.overrides = ["iterations=2", "lifting=true"]
+        let lifting = try NRSfMRunner.fit(.paul, tracks: tracks, options: o)
+        let lifter = try #require(lifting.lifter)
+        try lifter.save(to: url)
+        let loaded = try NRSfMLifters.load(from: url)
+        #expect(loaded.method == .paul)
+        let a = try lifter.lift(points2D: data.points2D, visibility: nil), b = try loaded.lift(points2D: data.points2D, visibility: nil)
+        #expect(a.points3D.allClose(b.points3D, rtol: 0, atol: 1e-6))
     }
 }
