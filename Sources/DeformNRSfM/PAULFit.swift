@@ -41,10 +41,22 @@ extension PAUL {
     /// `progress` is called every `logEvery` steps with (step, loss).
     public static func fit(points2D: Tensor, config: PAULConfig, logEvery: Int = 100,
                            progress: ((Int, Float) -> Void)? = nil) throws -> PAULResult {
+        if config.warmStart != .none && config.warmStartCompareRandom {
+            var warm = config
+            warm.warmStartCompareRandom = false
+            var plain = warm
+            plain.warmStart = .none
+            let a = try fit(points2D: points2D, config: warm, logEvery: logEvery, progress: progress)
+            let b = try fit(points2D: points2D, config: plain, logEvery: logEvery, progress: progress)
+            return a.finalLoss <= b.finalLoss ? a : b
+        }
         let norm = NormalizedTracks(points2D: points2D)
         let frames = points2D.shape[0], points = points2D.shape[1]
         var rng = RandomGenerator(seed: config.seed)
         let model = PAULModel(frames: frames, points: points, config: config, rng: &rng)
+        if let teacher = try PAULInit.teacherCanonical(points2D: points2D, warmStart: config.warmStart, seed: config.seed) {
+            PAULInit.prefit(model: model, targets: teacher / norm.scale, config: config, iterations: config.warmStartIterations)
+        }
         let optimizer = Adam(learningRate: config.learningRate)
         optimizer.groups = [ParameterGroup(prefixes: ["decoder"], learningRate: config.learningRate,
                                            weightDecay: 2 * config.decoderWeightDecay)]
