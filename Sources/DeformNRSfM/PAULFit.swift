@@ -81,6 +81,15 @@ extension PAUL {
     /// - Throws: ``TensorError`` for malformed input (naming the entry) or a non-finite loss.
     public static func fit(points2D: Tensor, visibility: Tensor? = nil, config: PAULConfig, logEvery: Int = 100,
                            progress: ((Int, Float) -> Void)? = nil) throws -> PAULResult {
+        if config.warmStart != .none && config.warmStartCompareRandom {
+            var warm = config
+            warm.warmStartCompareRandom = false
+            var plain = warm
+            plain.warmStart = .none
+            let a = try fit(points2D: points2D, visibility: visibility, config: warm, logEvery: logEvery, progress: progress)
+            let b = try fit(points2D: points2D, visibility: visibility, config: plain, logEvery: logEvery, progress: progress)
+            return a.finalLoss <= b.finalLoss ? a : b
+        }
         let op = "PAUL.fit"
         let mask = try TrackValidation.mask(points2D: points2D, visibility: visibility, op: op)
         let norm = NormalizedTracks(points2D: points2D, mask: mask)
@@ -88,11 +97,17 @@ extension PAUL {
         var rng = RandomGenerator(seed: config.seed)
         let model = PAULModel(frames: frames, points: points, config: config, rng: &rng)
         model.inputScale = Tensor([norm.scale])
+        // BMM needs complete tracks: with hidden points the warm start comes from Deep NRSfM++.
+        let teacherMethod: PAULWarmStart = mask != nil && config.warmStart == .bmm ? .deepNRSfMPlusPlus : config.warmStart
+        let features = config.lifting ? PAULLifter.features(points: norm.w, mask: mask) : nil
+        if let teacher = try PAULInit.teacherCanonical(points2D: points2D, visibility: mask, warmStart: teacherMethod, seed: config.seed) {
+            PAULInit.prefit(model: model, targets: teacher / norm.scale, features: features, config: config,
+                            iterations: config.warmStartIterations)
+        }
         let optimizer = Adam(learningRate: config.learningRate)
         optimizer.groups = [ParameterGroup(prefixes: ["decoder"], learningRate: config.learningRate,
                                            weightDecay: 2 * config.decoderWeightDecay)]
         optimizer.schedule = CosineAnnealing(totalSteps: config.iterations, minLearningRate: config.minLearningRate)
-        let features = config.lifting ? PAULLifter.features(points: norm.w, mask: mask) : nil
         let batch = Swift.min(Swift.max(config.batchSize ?? frames, 1), frames)
         var batchRNG = RandomGenerator(seed: config.seed &+ 0x5eed)
         var order: [Int] = []
