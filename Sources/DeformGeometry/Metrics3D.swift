@@ -108,13 +108,16 @@ public enum Metrics3D {
     }
 
     /// STRESS (see ``Metrics3D``), in the ground truth's unit.
-    /// - Parameter alignScale: scale the (centred) prediction by the least-squares factor first.
+    /// - Parameter alignScale: scale the (centred) prediction by the least-squares factor first,
+    ///   fitted to the prediction or its depth reflection, whichever fits better (a reflection
+    ///   leaves the distances unchanged, so a depth-flipped reconstruction is not penalised).
     public static func stress(prediction: Tensor, groundTruth: Tensor, mask: Tensor? = nil, alignScale: Bool = false) throws -> FrameErrors {
         try perFrame("Metrics3D.stress", prediction, groundTruth, mask, minimumPoints: 2) { p, g, _ in
             var q = p
             if alignScale {
                 let pc = centered(p, .mean), gc = centered(g, .mean)
-                let s = optimalScale(pc, gc)
+                // The better-fitting orientation is the one with the larger least-squares factor.
+                let s = Swift.max(optimalScale(pc, gc), optimalScale(pc.map { V3($0.x, $0.y, -$0.z) }, gc))
                 q = pc.map { s * $0 }
             }
             var total = 0.0, pairs = 0

@@ -141,6 +141,8 @@ struct NRSfMFit: ParsableCommand {
             let file = checkpoints.appendingPathComponent(String(format: "step-%09d.safetensors", step + 1))
             if let lifter = result.lifter {
                 try lifter.save(to: file)
+            } else if let paul = model as? PAULModel {
+                try paul.save(to: file)   // with its config, so `nrsfm lift` can say why it cannot lift
             } else {
                 try saveCheckpoint(model, to: file, metadata: ["method": method.rawValue, "seed": "\(result.seed)"])
             }
@@ -218,7 +220,8 @@ struct ReconstructionScores: Encodable {
     /// Normalized error (%), mean over frames, and per frame.
     var normalizedErrorPercent: Double
     var normalizedErrorPerFrame: [Double]
-    /// MPJPE after mean-depth centring, least-squares scale and depth flip, in the ground truth's unit.
+    /// MPJPE after centring both shapes (orthographic reconstructions carry no translation),
+    /// least-squares scale and depth flip, in the ground truth's unit.
     var mpjpe: Double
     /// MPJPE after similarity (Procrustes) alignment, in the ground truth's unit.
     var paMPJPE: Double
@@ -231,7 +234,7 @@ struct ReconstructionScores: Encodable {
         let ne = try Metrics3D.normalizedError(prediction: prediction, groundTruth: groundTruth, alignScale: alignScale)
         normalizedErrorPercent = ne.mean
         normalizedErrorPerFrame = ne.perFrame
-        mpjpe = try Metrics3D.mpjpe(prediction: prediction, groundTruth: groundTruth).mean
+        mpjpe = try Metrics3D.mpjpe(prediction: prediction, groundTruth: groundTruth, centering: .mean).mean
         paMPJPE = try Metrics3D.paMPJPE(prediction: prediction, groundTruth: groundTruth).mean
         stress = try Metrics3D.stress(prediction: prediction, groundTruth: groundTruth, alignScale: true).mean
         scaleAligned = alignScale

@@ -93,6 +93,10 @@ import Testing
         let s = try Metrics3D.stress(prediction: tri * 2, groundTruth: tri)
         #expect(abs(s.mean - (3 + 4 + 5) / 3.0) < 1e-6)
         #expect(try Metrics3D.stress(prediction: tri * 2, groundTruth: tri, alignScale: true).mean < 1e-6)
+        // The scale alignment also holds for a depth-flipped prediction (distances are unchanged
+        // by the reflection, so the flip must not shrink the fitted scale).
+        let flippedLarger = gt * Tensor([1, 1, -1]) * 3
+        #expect(try Metrics3D.stress(prediction: flippedLarger, groundTruth: gt, alignScale: true).mean < 1e-5)
     }
 
     @Test func metricsRejectBadInput() {
