@@ -170,13 +170,16 @@ public enum ConfigOverrides {
     public static func apply<C: Codable>(_ overrides: [String], to config: C) throws -> C {
         if overrides.isEmpty { return config }
         var dict = try jsonObject(config)
+        var keys: [String] = []
         for item in overrides {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let current = dict[parts[0]] else {
+            guard parts.count == 2, !parts[0].isEmpty else {
                 throw NRSfMError.badOverride("--set \(item): expected key=value with key one of \(dict.keys.sorted().joined(separator: ", "))")
             }
             let text = parts[1]
-            if current is [Any] {
+            // Optional fields that are unset (nil) are absent from the JSON form: their type is
+            // inferred from the value, and the key is checked after decoding (below).
+            if dict[parts[0]] is [Any] || (dict[parts[0]] == nil && text.contains(",")) {
                 dict[parts[0]] = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             } else if let b = Bool(text) {
                 dict[parts[0]] = b
@@ -185,11 +188,20 @@ public enum ConfigOverrides {
             } else {
                 dict[parts[0]] = text
             }
+            keys.append(parts[0])
         }
+        let decoded: C
         do {
-            return try JSONDecoder().decode(C.self, from: JSONSerialization.data(withJSONObject: dict))
+            decoded = try JSONDecoder().decode(C.self, from: JSONSerialization.data(withJSONObject: dict))
         } catch {
             throw NRSfMError.badOverride("--set: the overridden config does not decode (\(error))")
         }
+        // A key the config does not have is ignored by the decoder: it does not come back.
+        let known = try jsonObject(decoded)
+        if let unknown = keys.first(where: { known[$0] == nil }) {
+            let names = Set(try jsonObject(config).keys).union(known.keys).sorted()
+            throw NRSfMError.badOverride("--set \(unknown)=...: unknown key; expected one of \(names.joined(separator: ", "))")
+        }
+        return decoded
     }
 }

@@ -11,6 +11,10 @@ import DeformTensor
         #expect(throws: NRSfMError.self) { try ConfigOverrides.apply(["bogus=1"], to: PAULConfig()) }
         #expect(throws: NRSfMError.self) { try ConfigOverrides.apply(["useAutoencoderTerm=maybe"], to: PAULConfig()) }
         #expect(throws: NRSfMError.self) { try ConfigOverrides.apply(["bottleneck"], to: PAULConfig()) }
+        // Optional fields that are unset (absent from config.json) can be set too.
+        #expect(PAULConfig().batchSize == nil)
+        #expect(try ConfigOverrides.apply(["batchSize=256"], to: PAULConfig()).batchSize == 256)
+        #expect(try ConfigOverrides.apply(["decayEvery=500"], to: DeepNRSfMConfig()).decayEvery == 500)
     }
 
     @Test func restartsKeepTheLowestTrainingLoss() throws {
