@@ -12,8 +12,9 @@ import DeformTensor
         #expect(throws: NRSfMError.self) { try ConfigOverrides.apply(["useAutoencoderTerm=maybe"], to: PAULConfig()) }
         #expect(throws: NRSfMError.self) { try ConfigOverrides.apply(["bottleneck"], to: PAULConfig()) }
         // Optional fields that are unset (absent from config.json) can be set too.
-        #expect(PAULConfig().batchSize == nil)
-        #expect(try ConfigOverrides.apply(["batchSize=256"], to: PAULConfig()).batchSize == 256)
+        var fullBatch = PAULConfig()
+        fullBatch.batchSize = nil
+        #expect(try ConfigOverrides.apply(["batchSize=256"], to: fullBatch).batchSize == 256)
         #expect(try ConfigOverrides.apply(["decayEvery=500"], to: DeepNRSfMConfig()).decayEvery == 500)
     }
 
