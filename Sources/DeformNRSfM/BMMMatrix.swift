@@ -40,20 +40,10 @@ struct DMatrix {
 
     /// `op(a) op(b)` through `cblas_dgemm`.
     static func product(_ a: DMatrix, _ b: DMatrix, transA: Bool = false, transB: Bool = false) -> DMatrix {
-        let m = transA ? a.cols : a.rows, k = transA ? a.rows : a.cols
-        let kb = transB ? b.cols : b.rows, n = transB ? b.rows : b.cols
-        precondition(k == kb, "DMatrix.product: inner dimensions \(k) and \(kb) differ")
-        var c = DMatrix(rows: m, cols: n)
-        if m == 0 || n == 0 || k == 0 { return c }
-        a.data.withUnsafeBufferPointer { pa in
-            b.data.withUnsafeBufferPointer { pb in
-                c.data.withUnsafeMutableBufferPointer { pc in
-                    cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                                Int32(m), Int32(n), Int32(k), 1, pa.baseAddress, Int32(a.cols),
-                                pb.baseAddress, Int32(b.cols), 0, pc.baseAddress, Int32(n))
-                }
-            }
-        }
+        let r = Linalg.doubleProduct(a.data, rows: a.rows, cols: a.cols, b.data, rows: b.rows, cols: b.cols,
+                                     transA: transA, transB: transB, op: "DMatrix.product")
+        var c = DMatrix(rows: r.rows, cols: r.cols)
+        c.data = r.data
         return c
     }
 

@@ -14,7 +14,28 @@ import CBLAS
 /// Batches of small matrices run across cores with single-threaded BLAS; a single large matrix lets
 /// BLAS/LAPACK thread itself. For batches of 3x3 matrices use ``svd3x3(_:)`` and
 /// ``projectToSO3(_:)``, which avoid LAPACK entirely.
-public enum Linalg {}
+public enum Linalg {
+    /// Row-major Double product `op(A) op(B)` through `cblas_dgemm`, for solvers that keep their
+    /// own Double matrices: A is `[aRows, aCols]`, B `[bRows, bCols]`; returns the `[m, n]` result.
+    public static func doubleProduct(_ a: [Double], rows aRows: Int, cols aCols: Int, _ b: [Double], rows bRows: Int, cols bCols: Int,
+                                     transA: Bool = false, transB: Bool = false, op: String) -> (data: [Double], rows: Int, cols: Int) {
+        let m = transA ? aCols : aRows, k = transA ? aRows : aCols
+        let kb = transB ? bCols : bRows, n = transB ? bRows : bCols
+        precondition(k == kb, "\(op): inner dimensions \(k) and \(kb) differ")
+        var c = [Double](repeating: 0, count: m * n)
+        if m == 0 || n == 0 || k == 0 { return (c, m, n) }
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                                Int32(m), Int32(n), Int32(k), 1, pa.baseAddress, Int32(aCols),
+                                pb.baseAddress, Int32(bCols), 0, pc.baseAddress, Int32(n))
+                }
+            }
+        }
+        return (c, m, n)
+    }
+}
 
 // MARK: - Double matrices for kernels
 
@@ -58,20 +79,10 @@ struct DMat {
 
     /// `op(a) op(b)` through `cblas_dgemm`.
     static func mul(_ a: DMat, _ b: DMat, transA: Bool = false, transB: Bool = false) -> DMat {
-        let m = transA ? a.cols : a.rows, k = transA ? a.rows : a.cols
-        let kb = transB ? b.cols : b.rows, n = transB ? b.rows : b.cols
-        precondition(k == kb, "DMat.mul: inner dimensions \(k) and \(kb) differ")
-        var c = DMat(rows: m, cols: n)
-        if m == 0 || n == 0 || k == 0 { return c }
-        a.data.withUnsafeBufferPointer { pa in
-            b.data.withUnsafeBufferPointer { pb in
-                c.data.withUnsafeMutableBufferPointer { pc in
-                    cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                                Int32(m), Int32(n), Int32(k), 1, pa.baseAddress, Int32(a.cols),
-                                pb.baseAddress, Int32(b.cols), 0, pc.baseAddress, Int32(n))
-                }
-            }
-        }
+        let r = Linalg.doubleProduct(a.data, rows: a.rows, cols: a.cols, b.data, rows: b.rows, cols: b.cols,
+                                     transA: transA, transB: transB, op: "DMat.mul")
+        var c = DMat(rows: r.rows, cols: r.cols)
+        c.data = r.data
         return c
     }
 
