@@ -35,8 +35,9 @@ public final class DeepNRSfMModel: Module {
     public let levels: [DeepNRSfMLevel]
     /// c of the camera estimate `M = Σ_k c_k Π_k` (``DeepNRSfM/cameraAndCode(_:weights:)``), `[K_L]`.
     @Parameter public var cameraWeights: Tensor
-    /// Orthographic only: the global factor that divided the training 2D points (so lifting new
-    /// points uses the same unit). Saved with the checkpoint.
+    /// The global factor that sets the network's unit (so lifting new points uses the same unit),
+    /// saved with the checkpoint: orthographic, it divided the training 2D points; perspective, it
+    /// divided every frame's bounding-box depth t_z (1 in checkpoints written before it existed).
     @Buffer public var inputScale: Tensor
 
     /// Block width a: 2 (orthographic) or 3 (perspective), Eq. 3.19.
