@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "DeformIO", targets: ["DeformIO"]),
         .library(name: "DeformNRSfM", targets: ["DeformNRSfM"]),
         .library(name: "DeformGeometry", targets: ["DeformGeometry"]),
+        .library(name: "DeformRender", targets: ["DeformRender"]),
         .executable(name: "deform", targets: ["deform"]),
     ],
     dependencies: [
@@ -24,8 +25,9 @@ let package = Package(
         .target(name: "DeformIO", dependencies: ["DeformTensor", "ZIPFoundation"]),
         .target(name: "DeformNRSfM", dependencies: ["DeformGeometry", "DeformIO", "DeformNN", "DeformTensor"]),
         .target(name: "DeformGeometry", dependencies: ["DeformTensor"]),
+        .target(name: "DeformRender", dependencies: ["DeformGeometry", "DeformTensor"]),
         .executableTarget(name: "deform", dependencies: [
-            "DeformTensor", "DeformNN", "DeformIO", "DeformGeometry", "DeformNRSfM",
+            "DeformTensor", "DeformNN", "DeformIO", "DeformGeometry", "DeformNRSfM", "DeformRender",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "DeformTensorTests", dependencies: ["DeformTensor"]),
@@ -35,6 +37,7 @@ let package = Package(
         ]),
         .testTarget(name: "DeformNRSfMTests", dependencies: ["DeformNRSfM", "DeformGeometry", "DeformNN", "DeformTensor"]),
         .testTarget(name: "DeformGeometryTests", dependencies: ["DeformGeometry", "DeformTensor"]),
+        .testTarget(name: "DeformRenderTests", dependencies: ["DeformRender", "DeformTensor"]),
     ],
     swiftLanguageModes: [.v5]
 )

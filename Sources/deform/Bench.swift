@@ -20,7 +20,7 @@ struct Bench: ParsableCommand {
     var output: String?
 
     enum Section: String, CaseIterable, ExpressibleByArgument {
-        case sgemm, conv, mlp, ops, overhead
+        case sgemm, conv, mlp, ops, overhead, volume
     }
 
     @Option(name: .customLong("only"), parsing: .upToNextOption,
@@ -59,6 +59,10 @@ struct Bench: ParsableCommand {
             progress("elementwise overhead")
             report.elementwiseOverhead = benchOverhead(iterations: quick ? 20_000 : 200_000)
         }
+        if run.contains(.volume) {
+            progress("volume rendering forward+backward, fused vs composed")
+            report.volumeRendering = benchVolumeRendering(rays: quick ? 1024 : 16384, samples: 64, repeats: repeats)
+        }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try enc.encode(report)
@@ -80,6 +84,7 @@ struct BenchReport: Encodable {
     var ops: [OpResult] = []
     var conv2d: ConvResult? = nil
     var mlpTrainingStep: MLPStepResult? = nil
+    var volumeRendering: VolumeRenderResult? = nil
 }
 
 struct MachineInfo: Encodable {
