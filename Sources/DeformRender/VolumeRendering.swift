@@ -74,19 +74,39 @@ public enum VolumeRendering {
         let pBg = background?.dataPointer
         let oCol = color.dataPointer, oDepth = depth.dataPointer, oAcc = opacity.dataPointer, oW = weights.dataPointer
         Threads.parallelRanges(r, minChunk: 64) { rays in
+            let decays = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(s, 1))
+            defer { decays.deallocate() }
             for ray in rays {
                 let base = ray * s
                 let out = oCol + ray * c
                 out.update(repeating: 0, count: c)
+                // exp(-σ_i δ_i) for the whole ray at once (vectorised), then the serial scan.
+                for i in 0..<s { decays[i] = Swift.max(pSigma[base + i], 0) * pDelta[base + i] }
+                VectorMath.exp(decays, scale: -1, into: decays, count: s)
                 var trans: Float = 1, z: Float = 0
-                for i in 0..<s {
-                    let decay = Foundation.exp(-Swift.max(pSigma[base + i], 0) * pDelta[base + i])
-                    let w = trans * (1 - decay)
-                    oW[base + i] = w
-                    z += w * pT[base + i]
-                    let ci = pCol + (base + i) * c
-                    for k in 0..<c { out[k] += w * ci[k] }
-                    trans *= decay
+                let col = pCol + base * c, t = pT + base, wOut = oW + base
+                if c == 3 {
+                    // RGB: accumulators in registers (the generic loop stores to `out` every sample).
+                    var r0: Float = 0, r1: Float = 0, r2: Float = 0
+                    for i in 0..<s {
+                        let decay = decays[i]
+                        let w = trans * (1 - decay)
+                        wOut[i] = w
+                        z += w * t[i]
+                        r0 += w * col[3 * i]; r1 += w * col[3 * i + 1]; r2 += w * col[3 * i + 2]
+                        trans *= decay
+                    }
+                    out[0] = r0; out[1] = r1; out[2] = r2
+                } else {
+                    for i in 0..<s {
+                        let decay = decays[i]
+                        let w = trans * (1 - decay)
+                        wOut[i] = w
+                        z += w * t[i]
+                        let ci = col + i * c
+                        for k in 0..<c { out[k] += w * ci[k] }
+                        trans *= decay
+                    }
                 }
                 if let pBg {
                     let b = perRayBackground ? pBg + ray * c : pBg
@@ -105,7 +125,8 @@ public enum VolumeRendering {
         let outs = Tensor.recordMulti("volumeRender", outputs: [color, depth, opacity], inputs: inputs) { cots in
             let gCol = cots[0] ?? Tensor.zeros([r, c]), gDepth = cots[1] ?? Tensor.zeros([r]), gAcc = cots[2] ?? Tensor.zeros([r])
             let grads = backward(densities: sigmaD, colors: colD, depths: tD, deltas: deltaD, background: bgD,
-                                 perRayBackground: perRayBackground, gColor: gCol, gDepth: gDepth, gOpacity: gAcc)
+                                 weights: weights, opacity: opacity, perRayBackground: perRayBackground,
+                                 gColor: gCol, gDepth: gDepth, gOpacity: gAcc, wanted: tracked)
             var result: [Tensor?] = [grads.densities, grads.colors, grads.depths, grads.deltas]
             if bgD != nil { result.append(grads.background) }
             return zip(result, tracked).map { $1 ? $0 : nil }
@@ -113,52 +134,75 @@ public enum VolumeRendering {
         return VolumeRender(color: outs[0], depth: outs[1], opacity: outs[2], weights: weights)
     }
 
-    /// The VJP of ``render(densities:colors:depths:deltas:background:)`` (see the type's notes).
+    /// The VJP of ``render(densities:colors:depths:deltas:background:)`` (see the type's notes),
+    /// from the forward's weights and opacities: no exponentials, since
+    /// `T_{i+1} = T_S + Σ_{k>i} w_k` builds up in the reverse pass. `wanted` flags the inputs
+    /// (densities, colors, depths, deltas, background) whose gradient is needed; the others are
+    /// returned as `nil`.
     static func backward(densities: Tensor, colors: Tensor, depths: Tensor, deltas: Tensor, background: Tensor?,
-                         perRayBackground: Bool, gColor: Tensor, gDepth: Tensor, gOpacity: Tensor)
-        -> (densities: Tensor, colors: Tensor, depths: Tensor, deltas: Tensor, background: Tensor?) {
+                         weights: Tensor, opacity: Tensor, perRayBackground: Bool,
+                         gColor: Tensor, gDepth: Tensor, gOpacity: Tensor, wanted: [Bool])
+        -> (densities: Tensor?, colors: Tensor?, depths: Tensor?, deltas: Tensor?, background: Tensor?) {
         let r = densities.shape[0], s = densities.shape[1], c = colors.shape[2]
-        let gSigma = Tensor(uninitializedShape: [r, s]), gCol = Tensor(uninitializedShape: [r, s, c])
-        let gT = Tensor(uninitializedShape: [r, s]), gDelta = Tensor(uninitializedShape: [r, s])
-        let gBgRays = background == nil ? nil : Tensor(uninitializedShape: [r, c])
+        func buffer(_ i: Int, _ shape: [Int]) -> Tensor? { wanted.count > i && wanted[i] ? Tensor(uninitializedShape: shape) : nil }
+        let gSigma = buffer(0, [r, s]), gCol = buffer(1, [r, s, c]), gT = buffer(2, [r, s]), gDelta = buffer(3, [r, s])
+        let gBgRays = background == nil ? nil : buffer(4, [r, c])
         let pSigma = densities.dataPointer, pCol = colors.dataPointer, pT = depths.dataPointer, pDelta = deltas.dataPointer
+        let pW = weights.dataPointer, pAcc = opacity.dataPointer
         let pBg = background?.dataPointer, pgC = gColor.dataPointer, pgD = gDepth.dataPointer, pgA = gOpacity.dataPointer
-        let oSigma = gSigma.dataPointer, oCol = gCol.dataPointer, oT = gT.dataPointer, oDelta = gDelta.dataPointer
+        let oSigma = gSigma?.dataPointer, oCol = gCol?.dataPointer, oT = gT?.dataPointer, oDelta = gDelta?.dataPointer
         let oBg = gBgRays?.dataPointer
+        let needTau = oSigma != nil || oDelta != nil
         Threads.parallelRanges(r, minChunk: 64) { rays in
-            // Per ray: w_i and T_{i+1}.
-            let w = UnsafeMutablePointer<Float>.allocate(capacity: 2 * Swift.max(s, 1))
-            defer { w.deallocate() }
-            let after = w + s
+            let dTau = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(s, 1))
+            defer { dTau.deallocate() }
             for ray in rays {
                 let base = ray * s
                 let g = pgC + ray * c
-                var trans: Float = 1
-                for i in 0..<s {
-                    let decay = Foundation.exp(-Swift.max(pSigma[base + i], 0) * pDelta[base + i])
-                    w[i] = trans * (1 - decay)
-                    trans *= decay
-                    after[i] = trans
-                }
+                let w = pW + base
+                let final = 1 - pAcc[ray]
                 var bgTerm: Float = 0
                 if let pBg {
                     let b = perRayBackground ? pBg + ray * c : pBg
                     for k in 0..<c { bgTerm += g[k] * b[k] }
-                    let gb = oBg! + ray * c
-                    for k in 0..<c { gb[k] = trans * g[k] }
+                    if let oBg {
+                        let gb = oBg + ray * c
+                        for k in 0..<c { gb[k] = final * g[k] }
+                    }
+                }
+                if let oCol {
+                    let out = oCol + base * c
+                    if c == 3 {
+                        let g0 = g[0], g1 = g[1], g2 = g[2]
+                        for i in 0..<s { let wi = w[i]; out[3 * i] = wi * g0; out[3 * i + 1] = wi * g1; out[3 * i + 2] = wi * g2 }
+                    } else {
+                        for i in 0..<s { for k in 0..<c { out[i * c + k] = w[i] * g[k] } }
+                    }
                 }
                 let gd = pgD[ray], ga = pgA[ray]
-                var suffix: Float = 0
+                if let oT { for i in 0..<s { oT[base + i] = w[i] * gd } }
+                guard needTau else { continue }
+                // Reverse pass: after = T_{i+1}, suffix = Σ_{k>i} w_k v_k.
+                var suffix: Float = 0, after = final
+                let col = pCol + base * c, t = pT + base
+                let constant = ga - bgTerm
                 for i in stride(from: s - 1, through: 0, by: -1) {
-                    let ci = pCol + (base + i) * c, gci = oCol + (base + i) * c
-                    var v = gd * pT[base + i] + ga - bgTerm
-                    for k in 0..<c { v += g[k] * ci[k]; gci[k] = w[i] * g[k] }
-                    let dTau = v * after[i] - suffix
+                    var v = gd * t[i] + constant
+                    if c == 3 {
+                        v += g[0] * col[3 * i] + g[1] * col[3 * i + 1] + g[2] * col[3 * i + 2]
+                    } else {
+                        for k in 0..<c { v += g[k] * col[i * c + k] }
+                    }
+                    dTau[i] = v * after - suffix
                     suffix += w[i] * v
-                    let sigma = pSigma[base + i]
-                    oSigma[base + i] = sigma >= 0 ? pDelta[base + i] * dTau : 0
-                    oDelta[base + i] = Swift.max(sigma, 0) * dTau
-                    oT[base + i] = w[i] * gd
+                    after += w[i]
+                }
+                if let oSigma {
+                    let sigma = pSigma + base, delta = pDelta + base, out = oSigma + base
+                    for i in 0..<s { out[i] = sigma[i] >= 0 ? delta[i] * dTau[i] : 0 }
+                }
+                if let oDelta {
+                    for i in 0..<s { oDelta[base + i] = Swift.max(pSigma[base + i], 0) * dTau[i] }
                 }
             }
         }

