@@ -1,7 +1,7 @@
 # Deform — the two entry points are `make demo` (main job) and `make test` (whole suite).
 # Both install the Debian -dev libraries Deform links against, only when they are missing.
 
-DEB_PACKAGES := libopenblas-dev liblapacke-dev zlib1g-dev
+DEB_PACKAGES := libopenblas-dev liblapacke-dev zlib1g-dev libpng-dev libturbojpeg0-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE_TEST_FLAGS := -c release -Xswiftc -enable-testing
 

@@ -20,9 +20,12 @@ let package = Package(
         // Debian's libopenblas-dev + liblapacke-dev (installed by the Makefile).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS",
                        providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
+        // Debian's libpng-dev and libturbojpeg0-dev (installed by the Makefile), for DeformIO's images.
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
         .target(name: "DeformTensor", dependencies: ["CBLAS"]),
         .target(name: "DeformNN", dependencies: ["DeformTensor"]),
-        .target(name: "DeformIO", dependencies: ["DeformTensor", "ZIPFoundation"]),
+        .target(name: "DeformIO", dependencies: ["DeformTensor", "ZIPFoundation", "CPNG", "CTurboJPEG"]),
         .target(name: "DeformNRSfM", dependencies: ["DeformGeometry", "DeformIO", "DeformNN", "DeformTensor"]),
         .target(name: "DeformGeometry", dependencies: ["DeformTensor"]),
         .target(name: "DeformRender", dependencies: ["DeformGeometry", "DeformTensor"]),
