@@ -20,7 +20,7 @@ struct Bench: ParsableCommand {
     var output: String?
 
     enum Section: String, CaseIterable, ExpressibleByArgument {
-        case sgemm, conv, mlp, ops, overhead, volume
+        case sgemm, conv, mlp, ops, overhead, volume, grids
     }
 
     @Option(name: .customLong("only"), parsing: .upToNextOption,
@@ -63,6 +63,10 @@ struct Bench: ParsableCommand {
             progress("volume rendering forward+backward, fused vs composed")
             report.volumeRendering = benchVolumeRendering(rays: quick ? 1024 : 16384, samples: 64, repeats: repeats)
         }
+        if run.contains(.grids) {
+            progress("hash grid encoding forward+backward")
+            report.hashGrid = benchHashGrid(points: quick ? 1 << 12 : 1 << 16, repeats: repeats)
+        }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try enc.encode(report)
@@ -85,6 +89,7 @@ struct BenchReport: Encodable {
     var conv2d: ConvResult? = nil
     var mlpTrainingStep: MLPStepResult? = nil
     var volumeRendering: VolumeRenderResult? = nil
+    var hashGrid: HashGridBenchResult? = nil
 }
 
 struct MachineInfo: Encodable {
