@@ -152,10 +152,11 @@ public enum VolumeRendering {
         let pBg = background?.dataPointer, pgC = gColor.dataPointer, pgD = gDepth.dataPointer, pgA = gOpacity.dataPointer
         let oSigma = gSigma?.dataPointer, oCol = gCol?.dataPointer, oT = gT?.dataPointer, oDelta = gDelta?.dataPointer
         let oBg = gBgRays?.dataPointer
-        let needTau = oSigma != nil || oDelta != nil
         Threads.parallelRanges(r, minChunk: 64) { rays in
-            let dTau = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(s, 1))
-            defer { dTau.deallocate() }
+            // Gradients nobody asked for go to a per-thread scratch row, so the single reverse
+            // pass below has no branches.
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(s * (c + 3), 1))
+            defer { scratch.deallocate() }
             for ray in rays {
                 let base = ray * s
                 let g = pgC + ray * c
@@ -170,39 +171,41 @@ public enum VolumeRendering {
                         for k in 0..<c { gb[k] = final * g[k] }
                     }
                 }
-                if let oCol {
-                    let out = oCol + base * c
-                    if c == 3 {
-                        let g0 = g[0], g1 = g[1], g2 = g[2]
-                        for i in 0..<s { let wi = w[i]; out[3 * i] = wi * g0; out[3 * i + 1] = wi * g1; out[3 * i + 2] = wi * g2 }
-                    } else {
-                        for i in 0..<s { for k in 0..<c { out[i * c + k] = w[i] * g[k] } }
-                    }
-                }
-                let gd = pgD[ray], ga = pgA[ray]
-                if let oT { for i in 0..<s { oT[base + i] = w[i] * gd } }
-                guard needTau else { continue }
+                let gd = pgD[ray], constant = pgA[ray] - bgTerm
+                let col = pCol + base * c, t = pT + base, sigma = pSigma + base, delta = pDelta + base
+                let outCol = oCol.map { $0 + base * c } ?? scratch
+                let outSigma = oSigma.map { $0 + base } ?? scratch + s * c
+                let outDelta = oDelta.map { $0 + base } ?? scratch + s * c + s
+                let outT = oT.map { $0 + base } ?? scratch + s * c + 2 * s
                 // Reverse pass: after = T_{i+1}, suffix = Σ_{k>i} w_k v_k.
                 var suffix: Float = 0, after = final
-                let col = pCol + base * c, t = pT + base
-                let constant = ga - bgTerm
-                for i in stride(from: s - 1, through: 0, by: -1) {
-                    var v = gd * t[i] + constant
-                    if c == 3 {
-                        v += g[0] * col[3 * i] + g[1] * col[3 * i + 1] + g[2] * col[3 * i + 2]
-                    } else {
-                        for k in 0..<c { v += g[k] * col[i * c + k] }
+                if c == 3 {
+                    let g0 = g[0], g1 = g[1], g2 = g[2]
+                    for i in stride(from: s - 1, through: 0, by: -1) {
+                        let wi = w[i]
+                        let v = gd * t[i] + constant + g0 * col[3 * i] + g1 * col[3 * i + 1] + g2 * col[3 * i + 2]
+                        let dTau = v * after - suffix
+                        suffix += wi * v
+                        after += wi
+                        outCol[3 * i] = wi * g0; outCol[3 * i + 1] = wi * g1; outCol[3 * i + 2] = wi * g2
+                        let sg = sigma[i]
+                        outSigma[i] = sg >= 0 ? delta[i] * dTau : 0
+                        outDelta[i] = Swift.max(sg, 0) * dTau
+                        outT[i] = wi * gd
                     }
-                    dTau[i] = v * after - suffix
-                    suffix += w[i] * v
-                    after += w[i]
-                }
-                if let oSigma {
-                    let sigma = pSigma + base, delta = pDelta + base, out = oSigma + base
-                    for i in 0..<s { out[i] = sigma[i] >= 0 ? delta[i] * dTau[i] : 0 }
-                }
-                if let oDelta {
-                    for i in 0..<s { oDelta[base + i] = Swift.max(pSigma[base + i], 0) * dTau[i] }
+                } else {
+                    for i in stride(from: s - 1, through: 0, by: -1) {
+                        let wi = w[i]
+                        var v = gd * t[i] + constant
+                        for k in 0..<c { v += g[k] * col[i * c + k]; outCol[i * c + k] = wi * g[k] }
+                        let dTau = v * after - suffix
+                        suffix += wi * v
+                        after += wi
+                        let sg = sigma[i]
+                        outSigma[i] = sg >= 0 ? delta[i] * dTau : 0
+                        outDelta[i] = Swift.max(sg, 0) * dTau
+                        outT[i] = wi * gd
+                    }
                 }
             }
         }

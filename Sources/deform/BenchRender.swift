@@ -9,6 +9,9 @@ struct VolumeRenderResult: Encodable {
     /// Forward + backward (gradients w.r.t. densities and colours) of the fused kernel.
     var fusedRaysPerSecond: Double
     var fusedMilliseconds: Double
+    /// Forward only (no gradient tracking) of the fused kernel and of the composed ops.
+    var fusedForwardMilliseconds: Double
+    var composedForwardMilliseconds: Double
     /// The same computation as composed engine ops (``VolumeRendering/renderComposed``).
     var composedRaysPerSecond: Double
     var composedMilliseconds: Double
@@ -34,9 +37,19 @@ func benchVolumeRendering(rays: Int, samples: Int, repeats: Int) -> VolumeRender
         let g = grad(of: out.color.sum() + out.depth.sum() + out.opacity.sum(), wrt: [sigma, colors])
         sink += g[0].dataPointer[0] + g[1].dataPointer[0]
     }
+    let fusedForward = timings(repeats: repeats) {
+        sink += try! VolumeRendering.render(densities: sigma.detached(), colors: colors.detached(), depths: t, deltas: delta,
+                                            background: background).color.dataPointer[0]
+    }
+    let composedForward = timings(repeats: repeats) {
+        sink += VolumeRendering.renderComposed(densities: sigma.detached(), colors: colors.detached(), depths: t, deltas: delta,
+                                               background: background).color.dataPointer[0]
+    }
     if sink.isNaN { print(sink) }
     let f = median(fused), c = median(composed)
     return VolumeRenderResult(rays: rays, samplesPerRay: samples, channels: 3,
                               fusedRaysPerSecond: Double(rays) / f, fusedMilliseconds: f * 1e3,
+                              fusedForwardMilliseconds: median(fusedForward) * 1e3,
+                              composedForwardMilliseconds: median(composedForward) * 1e3,
                               composedRaysPerSecond: Double(rays) / c, composedMilliseconds: c * 1e3, speedup: c / f)
 }
