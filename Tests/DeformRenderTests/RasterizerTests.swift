@@ -278,3 +278,80 @@ private let camera = try! PinholeCamera(width: 32, height: 24, fx: 20, fy: 20, c
         #expect(fr.faceIndex == ref.face)
     }
 }
+
+/// Plain-loop soft silhouette in Double, every face at every pixel (no cutoff).
+private func referenceSoftSilhouette(_ v: [Float], _ faces: [Int32], width: Int, height: Int, sigma: Double) -> [Double] {
+    var out = [Double](repeating: 0, count: width * height)
+    for j in 0..<height {
+        for i in 0..<width {
+            let px = Double(i) + 0.5, py = Double(j) + 0.5
+            var empty = 1.0
+            for f in 0..<(faces.count / 3) {
+                let idx = (0..<3).map { Int(faces[3 * f + $0]) }
+                let x = idx.map { Double(v[3 * $0]) }, y = idx.map { Double(v[3 * $0 + 1]) }
+                let area = (x[1] - x[0]) * (y[2] - y[0]) - (x[2] - x[0]) * (y[1] - y[0])
+                var d2 = Double.infinity, inside = true
+                for k in 0..<3 {
+                    let a = k, b = (k + 1) % 3
+                    let ex = x[b] - x[a], ey = y[b] - y[a], wx = px - x[a], wy = py - y[a]
+                    if (ex * wy - ey * wx) * area < 0 { inside = false }
+                    let t = min(max((wx * ex + wy * ey) / (ex * ex + ey * ey), 0), 1)
+                    d2 = min(d2, (wx - t * ex) * (wx - t * ex) + (wy - t * ey) * (wy - t * ey))
+                }
+                empty *= 1 - 1 / (1 + exp(-(inside ? d2 : -d2) / sigma))
+            }
+            out[j * width + i] = 1 - empty
+        }
+    }
+    return out
+}
+
+@Suite struct SoftSilhouetteTests {
+    @Test func fastSilhouetteMatchesPlainLoops() throws {
+        let (w, h) = (32, 24)
+        for sigma: Float in [0.3, 1, 4] {
+            let (v, faces) = randomMesh(faces: 20, width: w, height: h, seed: 5)
+            let s = try MeshRasterizer.softSilhouette(screenVertices: v, faces: faces, width: w, height: h, sigma: sigma)
+            let ref = referenceSoftSilhouette(v.scalars, faces, width: w, height: h, sigma: Double(sigma))
+            let err = zip(s.scalars, ref).map { abs(Double($0) - $1) }.max()!
+            #expect(err < 1e-5, "sigma \(sigma): max error \(err)")
+            #expect(s.shape == [h, w])
+        }
+    }
+
+    /// With a tiny sigma the soft silhouette is the hard mask.
+    @Test func smallSigmaGivesTheHardMask() throws {
+        let (w, h) = (32, 24)
+        let (v, faces) = randomMesh(faces: 20, width: w, height: h, seed: 6)
+        let s = try MeshRasterizer.softSilhouette(screenVertices: v, faces: faces, width: w, height: h, sigma: 1e-3)
+        let fr = try MeshRasterizer.rasterize(screenVertices: v, faces: faces, width: w, height: h)
+        #expect(zip(s.scalars, fr.faceIndex).allSatisfy { ($0 > 0.5) == ($1 >= 0) })
+    }
+
+    /// One large triangle: a pixel centre 1.5 px outside its top edge (and far from the others)
+    /// has coverage sigmoid(-2.25/σ); one 1.5 px inside has sigmoid(2.25/σ).
+    @Test func singleEdgeCoverageIsAnalytic() throws {
+        let v = Tensor([2, 2, 1, 30, 2, 1, 2, 22, 1] as [Float], shape: [3, 3])
+        let sigma: Float = 1.5
+        let s = try MeshRasterizer.softSilhouette(screenVertices: v, faces: [0, 1, 2], width: 32, height: 24, sigma: sigma)
+        func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
+        #expect(abs(s[0, 10] - sigmoid(-2.25 / sigma)) < 1e-6)
+        #expect(abs(s[3, 10] - sigmoid(2.25 / sigma)) < 1e-6)
+        #expect(abs(s[2, 10] - sigmoid(0.25 / sigma)) < 1e-6)
+        #expect(s[23, 31] == 0)
+    }
+
+    @Test func silhouetteGradientMatchesFiniteDifferences() throws {
+        let v = Tensor([1.2, 1.1, 2, 8.4, 2.3, 2, 3.1, 6.8, 2,
+                        5.2, 0.7, 3, 9.3, 6.1, 3, 4.4, 7.2, 3] as [Float], shape: [6, 3])
+        for sigma: Float in [0.5, 2] {
+            let result = GradientCheck.check([v], step: 1e-3, atol: 1e-3, rtol: 1e-2) { xs in
+                try! MeshRasterizer.softSilhouette(screenVertices: xs[0], faces: [0, 1, 2, 3, 4, 5], width: 10, height: 8, sigma: sigma)
+            }
+            #expect(result.passed, "sigma \(sigma): \(result)")
+        }
+        #expect(throws: TensorError.self) {
+            try MeshRasterizer.softSilhouette(screenVertices: v, faces: [0, 1, 2], width: 10, height: 8, sigma: 0)
+        }
+    }
+}
