@@ -308,9 +308,25 @@ public enum MeshRasterizer {
     /// The VJP of interpolation with respect to the attributes: each pixel adds `b_k g` to its
     /// face's vertex k. Per-band buffers, summed in band order (race-free and deterministic).
     static func scatterAttributeGradient(_ g: Tensor, fragments fr: Fragments, faces: [Int32], vertexCount v: Int, channels c: Int) -> Tensor {
-        let bands = bandCount(fr.height), w = fr.width, h = fr.height
-        let buffers = (0..<bands).map { _ in Tensor(shape: [v, c], repeating: 0) }
         let pg = g.dataPointer, pb = fr.barycentrics.dataPointer
+        return scatterOverCoveredPixels(fr, faces: faces, shape: [v, c]) { out, pix, corners in
+            let gp = pg + pix * c
+            for k in 0..<3 {
+                let b = pb[3 * pix + k], o = out + Int(corners[k]) * c
+                for ch in 0..<c { o[ch] += b * gp[ch] }
+            }
+        }
+    }
+
+    /// Calls `body(out, pixel, corners)` for every covered pixel (`corners`: the three vertex
+    /// indices of its face), band by band on the cores, where `out` is the band's own zeroed
+    /// buffer of `shape`; returns the buffers summed in band order, so scattering gradients into
+    /// vertices is race-free and deterministic.
+    @inline(__always)
+    static func scatterOverCoveredPixels(_ fr: Fragments, faces: [Int32], shape: [Int],
+                                         _ body: (_ out: UnsafeMutablePointer<Float>, _ pixel: Int, _ corners: UnsafePointer<Int32>) -> Void) -> Tensor {
+        let bands = bandCount(fr.height), w = fr.width, h = fr.height
+        let buffers = (0..<bands).map { _ in Tensor(shape: shape, repeating: 0) }
         let pointers = buffers.map(\.dataPointer)
         fr.faceIndex.withUnsafeBufferPointer { fi in
             faces.withUnsafeBufferPointer { fc in
@@ -319,12 +335,7 @@ public enum MeshRasterizer {
                         let out = pointers[band]
                         for pix in (h * band / bands * w)..<(h * (band + 1) / bands * w) {
                             let f = Int(fi[pix])
-                            if f < 0 { continue }
-                            let gp = pg + pix * c
-                            for k in 0..<3 {
-                                let b = pb[3 * pix + k], o = out + Int(fc[3 * f + k]) * c
-                                for ch in 0..<c { o[ch] += b * gp[ch] }
-                            }
+                            if f >= 0 { body(out, pix, fc.baseAddress! + 3 * f) }
                         }
                     }
                 }
@@ -387,60 +398,45 @@ public enum MeshRasterizer {
     /// bilinear in the vertex coordinates.
     static func renderVertexGradient(vertices: Tensor, faces: [Int32], attributes: Tensor, fragments fr: Fragments,
                                      gImage: Tensor, gDepth: Tensor) -> Tensor {
-        let v = vertices.shape[0], c = attributes.shape[1], w = fr.width, h = fr.height
-        let bands = bandCount(h)
-        let buffers = (0..<bands).map { _ in Tensor(shape: [v, 3], repeating: 0) }
-        let pointers = buffers.map(\.dataPointer)
+        let v = vertices.shape[0], c = attributes.shape[1], w = fr.width
         let pv = vertices.dataPointer, pa = attributes.dataPointer, pb = fr.barycentrics.dataPointer
         let pd = fr.depth.dataPointer, pg = gImage.dataPointer, pgd = gDepth.dataPointer
-        fr.faceIndex.withUnsafeBufferPointer { fi in
-            faces.withUnsafeBufferPointer { fc in
-                Threads.parallelRanges(bands, minChunk: 1) { range in
-                    for band in range {
-                        let out = pointers[band]
-                        for pix in (h * band / bands * w)..<(h * (band + 1) / bands * w) {
-                            let f = Int(fi[pix])
-                            if f < 0 { continue }
-                            let px = Float(pix % w) + 0.5, py = Float(pix / w) + 0.5
-                            let idx = SIMD3<Int>(Int(fc[3 * f]), Int(fc[3 * f + 1]), Int(fc[3 * f + 2]))
-                            var dx = SIMD3<Float>(), dy = dx, z = dx, u = dx
-                            let gp = pg + pix * c
-                            for k in 0..<3 {
-                                dx[k] = pv[3 * idx[k]] - px; dy[k] = pv[3 * idx[k] + 1] - py; z[k] = pv[3 * idx[k] + 2]
-                                let a = pa + idx[k] * c
-                                var s: Float = 0
-                                for ch in 0..<c { s += gp[ch] * a[ch] }
-                                u[k] = s
-                            }
-                            var e = SIMD3<Float>()
-                            for k in 0..<3 { e[k] = dx[(k + 1) % 3] * dy[(k + 2) % 3] - dx[(k + 2) % 3] * dy[(k + 1) % 3] }
-                            let area = e[0] + e[1] + e[2]
-                            let depth = pd[pix], gD = pgd[pix]
-                            let b = SIMD3<Float>(pb[3 * pix], pb[3 * pix + 1], pb[3 * pix + 2])
-                            let uBar = b[0] * u[0] + b[1] * u[1] + b[2] * u[2]
-                            var gw = SIMD3<Float>()
-                            var gwDotW: Float = 0
-                            for k in 0..<3 {
-                                let gq = (u[k] - uBar) * depth - gD * depth * depth
-                                let wk = e[k] / area
-                                gw[k] = gq / z[k]
-                                out[3 * idx[k] + 2] -= gq * wk / (z[k] * z[k])
-                                gwDotW += gw[k] * wk
-                            }
-                            for k in 0..<3 {
-                                let gE = (gw[k] - gwDotW) / area
-                                let k1 = (k + 1) % 3, k2 = (k + 2) % 3
-                                out[3 * idx[k1]] += gE * dy[k2]
-                                out[3 * idx[k2] + 1] += gE * dx[k1]
-                                out[3 * idx[k2]] -= gE * dy[k1]
-                                out[3 * idx[k1] + 1] -= gE * dx[k2]
-                            }
-                        }
-                    }
-                }
+        return scatterOverCoveredPixels(fr, faces: faces, shape: [v, 3]) { out, pix, corners in
+            let px = Float(pix % w) + 0.5, py = Float(pix / w) + 0.5
+            let idx = SIMD3<Int>(Int(corners[0]), Int(corners[1]), Int(corners[2]))
+            var dx = SIMD3<Float>(), dy = dx, z = dx, u = dx
+            let gp = pg + pix * c
+            for k in 0..<3 {
+                dx[k] = pv[3 * idx[k]] - px; dy[k] = pv[3 * idx[k] + 1] - py; z[k] = pv[3 * idx[k] + 2]
+                let a = pa + idx[k] * c
+                var s: Float = 0
+                for ch in 0..<c { s += gp[ch] * a[ch] }
+                u[k] = s
+            }
+            var e = SIMD3<Float>()
+            for k in 0..<3 { e[k] = dx[(k + 1) % 3] * dy[(k + 2) % 3] - dx[(k + 2) % 3] * dy[(k + 1) % 3] }
+            let area = e[0] + e[1] + e[2]
+            let depth = pd[pix], gD = pgd[pix]
+            let b = SIMD3<Float>(pb[3 * pix], pb[3 * pix + 1], pb[3 * pix + 2])
+            let uBar = b[0] * u[0] + b[1] * u[1] + b[2] * u[2]
+            var gw = SIMD3<Float>()
+            var gwDotW: Float = 0
+            for k in 0..<3 {
+                let gq = (u[k] - uBar) * depth - gD * depth * depth
+                let wk = e[k] / area
+                gw[k] = gq / z[k]
+                out[3 * idx[k] + 2] -= gq * wk / (z[k] * z[k])
+                gwDotW += gw[k] * wk
+            }
+            for k in 0..<3 {
+                let gE = (gw[k] - gwDotW) / area
+                let k1 = (k + 1) % 3, k2 = (k + 2) % 3
+                out[3 * idx[k1]] += gE * dy[k2]
+                out[3 * idx[k2] + 1] += gE * dx[k1]
+                out[3 * idx[k2]] -= gE * dy[k1]
+                out[3 * idx[k1] + 1] -= gE * dx[k2]
             }
         }
-        return buffers.dropFirst().reduce(buffers[0]) { $0 + $1 }
     }
 }
 
