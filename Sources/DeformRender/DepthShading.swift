@@ -93,3 +93,75 @@ public enum Shading {
         return (albedo * shading, shading)
     }
 }
+
+/// Unsup3D's reprojection Π (card "Warp"): the canonical depth map, seen as a mesh of its pixel
+/// grid, is moved by the viewpoint (R, T) and rendered into the actual view with the mesh
+/// rasteriser; every rendered pixel carries the canonical pixel it came from, which is the
+/// inverse-warp grid that resamples the canonical image (as the official code does with its mesh
+/// renderer and `grid_sample`). Differentiable with respect to the depth, R and T.
+public enum DepthWarp {
+    /// Two triangles per cell of an `H × W` pixel grid (vertex `v * W + u`), flat `[Int32]`.
+    public static func gridFaces(width: Int, height: Int) -> [Int32] {
+        var faces: [Int32] = []
+        faces.reserveCapacity(6 * Swift.max(width - 1, 0) * Swift.max(height - 1, 0))
+        for v in 0..<(height - 1) {
+            for u in 0..<(width - 1) {
+                let a = Int32(v * width + u), b = a + 1, c = a + Int32(width), d = c + 1
+                faces += [a, c, b, b, c, d]
+            }
+        }
+        return faces
+    }
+
+    /// What ``warp(depth:rotation:translation:fieldOfView:)`` returns, per image.
+    public struct Result {
+        /// Depth in the actual view `[N, H, W]`, 0 where the mesh does not cover the pixel.
+        public var depth: Tensor
+        /// 1 where the mesh covers the pixel, `[N, H, W]` (no gradient).
+        public var mask: Tensor
+        /// For each pixel of the actual view, the canonical pixel it shows, as `gridSample`
+        /// coordinates in [-1, 1] with `alignCorners: true` (Unsup3D's pixel centres are on
+        /// integers), `[N, H, W, 2]`; 0 where uncovered.
+        public var grid: Tensor
+    }
+
+    /// Warps canonical depth maps `[N, H, W]` into the views `X ↦ R X + T` (R `[N, 3, 3]`, T
+    /// `[N, 3]`, camera-frame points as columns).
+    public static func warp(depth: Tensor, rotation: Tensor, translation: Tensor,
+                            fieldOfView: Float = DepthMaps.defaultFieldOfView) throws -> Result {
+        let op = "DepthWarp.warp"
+        guard depth.rank == 3, depth.shape[1] >= 2, depth.shape[2] >= 2 else {
+            throw TensorError.shapeMismatch(op: op, expected: "depth maps [N, H, W] with H, W >= 2", found: "\(depth.shape)")
+        }
+        let n = depth.shape[0], h = depth.shape[1], w = depth.shape[2]
+        guard rotation.shape == [n, 3, 3], translation.shape == [n, 3] else {
+            throw TensorError.shapeMismatch(op: op, expected: "rotation [\(n), 3, 3] and translation [\(n), 3]",
+                                            found: "\(rotation.shape) and \(translation.shape)")
+        }
+        let (f, cu, cv) = DepthMaps.intrinsics(width: w, height: h, fieldOfView: fieldOfView)
+        let points = try DepthMaps.backproject(depth, fieldOfView: fieldOfView).reshaped([n, h * w, 3])
+        let moved = points.matmul(rotation.transposed()) + translation.unsqueezed(1)       // (R X + T) as rows
+        let z = moved.narrow(axis: 2, start: 2, length: 1)
+        // The rasteriser puts pixel centres at i + 0.5, Unsup3D at i.
+        let xy = moved.narrow(axis: 2, start: 0, length: 2) / z * f + Tensor([cu + 0.5, cv + 0.5])
+        let screen = Tensor.concat([xy, z], axis: 2)
+        var canonical = [Float](repeating: 0, count: h * w * 2)
+        for v in 0..<h {
+            for u in 0..<w {
+                canonical[2 * (v * w + u)] = 2 * Float(u) / Float(w - 1) - 1
+                canonical[2 * (v * w + u) + 1] = 2 * Float(v) / Float(h - 1) - 1
+            }
+        }
+        let attributes = Tensor(canonical, shape: [h * w, 2])
+        let faces = gridFaces(width: w, height: h)
+        var depths: [Tensor] = [], masks: [Tensor] = [], grids: [Tensor] = []
+        for i in 0..<n {
+            let rendered = try MeshRasterizer.render(screenVertices: screen.narrow(axis: 0, start: i, length: 1).squeezed([0]),
+                                                     faces: faces, attributes: attributes, width: w, height: h)
+            depths.append(rendered.depth)
+            masks.append(rendered.mask)
+            grids.append(rendered.image)
+        }
+        return Result(depth: Tensor.stack(depths), mask: Tensor.stack(masks), grid: Tensor.stack(grids))
+    }
+}

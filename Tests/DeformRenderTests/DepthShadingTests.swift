@@ -58,3 +58,60 @@ import DeformTensor
         #expect(r2.passed, "\(r2)")
     }
 }
+
+@Suite struct DepthWarpTests {
+    private func identity(_ n: Int) -> (Tensor, Tensor) {
+        (Tensor([1, 0, 0, 0, 1, 0, 0, 0, 1] as [Float], shape: [1, 3, 3]).expanded(to: [n, 3, 3]), Tensor.zeros([n, 3]))
+    }
+
+    /// The identity view renders the canonical depth back where it was, and its grid resamples
+    /// the canonical image onto itself.
+    @Test func identityViewReproducesTheCanonicalImage() throws {
+        let (h, w) = (12, 14)
+        var rng = RandomGenerator(seed: 1)
+        let depth = rng.uniform([2, h, w], low: 0.98, high: 1.02)
+        let (r, t) = identity(2)
+        let out = try DepthWarp.warp(depth: depth, rotation: r, translation: t)
+        #expect(out.mask.sum().item == Float(2 * h * w))
+        #expect(out.depth.allClose(depth, rtol: 1e-4, atol: 1e-4))
+        let image = rng.uniform([2, 3, h, w])
+        let resampled = gridSample(image, grid: out.grid, alignCorners: true)
+        #expect(resampled.allClose(image, rtol: 1e-4, atol: 1e-4))
+    }
+
+    /// A fronto-parallel plane moved sideways by T shifts in the image by f T_x / z pixels.
+    @Test func translationShiftsAPlaneByItsDisparity() throws {
+        let (h, w) = (16, 20)
+        let depth = Tensor.full([1, h, w], 1)
+        let (f, _, _) = DepthMaps.intrinsics(width: w, height: h)
+        let shift: Float = 3.4                                  // pixels (pixel centres off the mesh's edges)
+        let (r, _) = identity(1)
+        let out = try DepthWarp.warp(depth: depth, rotation: r, translation: Tensor([shift / f, 0, 0] as [Float], shape: [1, 3]))
+        let mask = out.mask.scalars, grid = out.grid.scalars
+        // Columns 0..<4 are uncovered; elsewhere pixel u shows canonical column u - 3.4.
+        for v in 1..<(h - 1) {
+            for u in 0..<w {
+                #expect(mask[v * w + u] == (u >= 4 ? 1 : 0), "pixel (\(u), \(v))")
+                if u >= 4 {
+                    let canonicalU = (grid[2 * (v * w + u)] + 1) / 2 * Float(w - 1)
+                    #expect(abs(canonicalU - (Float(u) - shift)) < 1e-3)
+                }
+            }
+        }
+        #expect(abs(out.depth.scalars[5 * w + 10] - 1) < 1e-5)
+    }
+
+    @Test func gradientsReachDepthAndViewpoint() throws {
+        let (h, w) = (6, 7)
+        var rng = RandomGenerator(seed: 2)
+        let depth = rng.uniform([1, h, w], low: 0.99, high: 1.01)
+        let (r, _) = identity(1)
+        // A small shift that keeps every pixel centre away from triangle edges.
+        let t = Tensor([0.0123, -0.0071, 0.01] as [Float], shape: [1, 3])
+        let check = GradientCheck.check([depth, t], step: 1e-3, atol: 2e-3, rtol: 3e-2) { xs in
+            let out = try! DepthWarp.warp(depth: xs[0], rotation: r, translation: xs[1])
+            return Tensor.concat([out.depth.reshaped([-1]), out.grid.reshaped([-1])], axis: 0)
+        }
+        #expect(check.passed, "\(check)")
+    }
+}
