@@ -117,14 +117,20 @@ func parallelQueue(_ items: [Int], _ body: (Int) -> Void) {
     }
 }
 
-/// The lanes of one tile row.
-private let laneOffsets = SIMD16<Float>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) + 0.5
-
 /// The per-Gaussian quantities one tile reads, gathered contiguously in its depth order.
 private struct TileSplat {
     var u, v, a, b, c, opacity, red, green, blue, z: Float
     var rowLow: Int, rowHigh: Int
 }
+
+// The inner loops run over the sixteen pixels of a tile row with plain scalar code on raw
+// pointers and selects instead of branches: LLVM turns them into vector code, which explicit
+// SIMD16 masks (`any`, `replacing(with:where:)`) did not (they were lowered lane by lane).
+// All per-pixel state lives in one buffer at constant offsets (a computed constant, not a lazily
+// initialised global), so the vectoriser sees constant distances between the arrays and needs
+// no run-time alias checks.
+@inline(__always) private var lanes: Int { 16 }
+@inline(__always) private var tilePixels: Int { 256 }
 
 enum TileCompositor {
     /// Front-to-back compositing of every tile. Writes colour `[H, W, 3]` (background added), the
@@ -136,57 +142,92 @@ enum TileCompositor {
                         alpha: UnsafeMutablePointer<Float>, finalT: UnsafeMutablePointer<Float>,
                         stops: UnsafeMutablePointer<Int32>) {
         let maxList = (0..<(bins.tilesX * bins.tilesY)).map { bins.offsets[$0 + 1] - bins.offsets[$0] }.max() ?? 0
+        let (minAlpha, maxAlpha, minT) = (rules.minAlpha, rules.maxAlpha, rules.minTransmittance)
         bins.entries.withUnsafeBufferPointer { entries in
             parallelQueue(bins.tilesByCost) { tile in
                 let list = gather(tile, splats, bins, entries, height: height, capacity: maxList)
                 defer { list.deallocate() }
                 let n = bins.offsets[tile + 1] - bins.offsets[tile]
-                let x0 = (tile % bins.tilesX) * TileBins.size, y0 = (tile / bins.tilesX) * TileBins.size
-                let px = laneOffsets + Float(x0)
-                let inImage = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) .< Int32(width - x0)
-                let rows = Swift.min(TileBins.size, height - y0)
-                var T = [SIMD16<Float>](repeating: .one, count: 16)
-                var r = [SIMD16<Float>](repeating: .zero, count: 16), g = r, b = r, d = r
-                var stop = [SIMD16<Int32>](repeating: SIMD16(repeating: Int32(n)), count: 16)
-                var active = [SIMDMask<SIMD16<Int32>>](repeating: inImage, count: 16)
-                for row in rows..<16 { active[row] = SIMDMask(repeating: false) }
-                var activeRows = rows
+                let x0 = (tile % bins.tilesX) * lanes, y0 = (tile / bins.tilesX) * lanes
+                let rows = Swift.min(lanes, height - y0), cols = Swift.min(lanes, width - x0)
+                let pixels = tilePixels
+                // State of the tile's 256 pixels: transmittance, colour and depth sums, a done
+                // flag (1 = stopped or outside the image) and the stop position.
+                let state = UnsafeMutablePointer<Float>.allocate(capacity: 7 * pixels)
+                defer { state.deallocate() }
+                let T = state, R = state + pixels, G = state + 2 * pixels, B = state + 3 * pixels
+                let D = state + 4 * pixels, done = state + 5 * pixels
+                let stop = state + 6 * pixels               // positions as floats: exact below 2^24
+                var liveInRow = [Int](repeating: 0, count: lanes)
+                for row in 0..<lanes {
+                    for lane in 0..<lanes {
+                        let i = row * lanes + lane
+                        T[i] = 1; R[i] = 0; G[i] = 0; B[i] = 0; D[i] = 0; stop[i] = Float(n)
+                        done[i] = row < rows && lane < cols ? 0 : 1
+                    }
+                    liveInRow[row] = row < rows ? cols : 0
+                }
+                var liveRows = rows
                 var k = 0
-                while k < n && activeRows > 0 {
+                while k < n && liveRows > 0 {
                     let s = list[k]
-                    if s.rowLow <= s.rowHigh {
-                        for row in s.rowLow...s.rowHigh where any(active[row]) {
-                            let dx = px - s.u, dy = Float(y0 + row) + 0.5 - s.v
-                            let power = dx * (0.5 * s.a * dx + s.b * dy) + 0.5 * s.c * dy * dy
-                            let al = pointwiseMin(s.opacity * VectorMath.exp(-power), SIMD16(repeating: rules.maxAlpha))
-                            let valid = active[row] .& (al .>= rules.minAlpha)
-                            if !any(valid) { continue }
-                            let tNext = T[row] * (1 - al)
-                            let stopped = valid .& (tNext .< rules.minTransmittance)
-                            let contributing = valid .& .!stopped
-                            let w = (al * T[row]).replacing(with: 0, where: .!contributing)
-                            r[row] += w * s.red; g[row] += w * s.green; b[row] += w * s.blue; d[row] += w * s.z
-                            T[row].replace(with: tNext, where: contributing)
-                            if any(stopped) {
-                                stop[row].replace(with: Int32(k), where: stopped)
-                                active[row] = active[row] .& .!stopped
-                                if !any(active[row]) { activeRows -= 1 }
+                    let kk = Float(k)
+                    var row = s.rowLow
+                    while row <= s.rowHigh {
+                        if liveInRow[row] > 0 {
+                            let dy = Float(y0 + row) + 0.5 - s.v
+                            let ty = s.b * dy, cy = 0.5 * s.c * dy * dy
+                            let px0 = Float(x0) + 0.5 - s.u
+                            let base = row &* lanes
+                            // Flags are 0/1 floats combined arithmetically (selects only between
+                            // constants): no branches and no reductions, so the loop vectorises.
+                            // Multiplying by a 0/1 flag keeps the chosen value bit for bit
+                            // (t·(1 - 1·α) is tNext).
+                            for lane in 0..<lanes {
+                                let i = base &+ lane
+                                let dx = px0 + Float(lane)
+                                let power = dx * (0.5 * s.a * dx + ty) + cy
+                                let al = Swift.min(maxAlpha, s.opacity * VectorMath.exp(-power))
+                                let t = T[i]
+                                let tNext = t * (1 - al)
+                                let above: Float = al >= minAlpha ? 1 : 0
+                                let live = above * (1 - done[i])
+                                let below: Float = tNext < minT ? 1 : 0
+                                let stopNow = live * below
+                                let contributing = live - stopNow
+                                let w = contributing * al * t
+                                R[i] += w * s.red; G[i] += w * s.green; B[i] += w * s.blue; D[i] += w * s.z
+                                T[i] = t * (1 - contributing * al)
+                                stop[i] += stopNow * (kk - stop[i])
+                                done[i] += stopNow
                             }
                         }
+                        row += 1
                     }
                     k += 1
+                    // Every 32 Gaussians, count the pixels still compositing (cheaper than
+                    // counting inside the vector loop, which would stop it vectorising).
+                    if k & 31 == 0 {
+                        liveRows = 0
+                        for row in 0..<rows {
+                            var live = 0
+                            for lane in 0..<lanes where done[row * lanes + lane] == 0 { live += 1 }
+                            liveInRow[row] = live
+                            liveRows += live > 0 ? 1 : 0
+                        }
+                    }
                 }
                 for row in 0..<rows {
-                    for lane in 0..<Swift.min(16, width - x0) {
-                        let p = (y0 + row) * width + x0 + lane
-                        let t = T[row][lane]
-                        image[3 * p] = r[row][lane] + t * background.x
-                        image[3 * p + 1] = g[row][lane] + t * background.y
-                        image[3 * p + 2] = b[row][lane] + t * background.z
-                        depth[p] = d[row][lane]
+                    for lane in 0..<cols {
+                        let p = (y0 + row) * width + x0 + lane, i = row * lanes + lane
+                        let t = T[i]
+                        image[3 * p] = R[i] + t * background.x
+                        image[3 * p + 1] = G[i] + t * background.y
+                        image[3 * p + 2] = B[i] + t * background.z
+                        depth[p] = D[i]
                         alpha[p] = 1 - t
                         finalT[p] = t
-                        stops[p] = stop[row][lane]
+                        stops[p] = Int32(stop[i])
                     }
                 }
             }
@@ -210,28 +251,31 @@ enum TileCompositor {
                          gImage: UnsafePointer<Float>, gDepth: UnsafePointer<Float>, gAlpha: UnsafePointer<Float>,
                          entryGrads: UnsafeMutablePointer<Float>) {
         let maxList = (0..<(bins.tilesX * bins.tilesY)).map { bins.offsets[$0 + 1] - bins.offsets[$0] }.max() ?? 0
+        let (minAlpha, maxAlpha) = (rules.minAlpha, rules.maxAlpha)
         bins.entries.withUnsafeBufferPointer { entries in
             parallelQueue(bins.tilesByCost) { tile in
                 let list = gather(tile, splats, bins, entries, height: height, capacity: maxList)
                 defer { list.deallocate() }
                 let first = bins.offsets[tile], n = bins.offsets[tile + 1] - first
-                let x0 = (tile % bins.tilesX) * TileBins.size, y0 = (tile / bins.tilesX) * TileBins.size
-                let px = laneOffsets + Float(x0)
-                let rows = Swift.min(TileBins.size, height - y0), lanes = Swift.min(16, width - x0)
-                var T = [SIMD16<Float>](repeating: .one, count: 16)
-                var gr = [SIMD16<Float>](repeating: .zero, count: 16), gg = gr, gb = gr, gd = gr, rest = gr
-                var stop = [SIMD16<Int32>](repeating: .zero, count: 16)       // 0: no Gaussian counts
+                let x0 = (tile % bins.tilesX) * lanes, y0 = (tile / bins.tilesX) * lanes
+                let rows = Swift.min(lanes, height - y0), cols = Swift.min(lanes, width - x0)
+                let pixels = tilePixels
+                let state = UnsafeMutablePointer<Float>.allocate(capacity: 7 * pixels + 10 * lanes)
+                defer { state.deallocate() }
+                let T = state, gR = state + pixels, gG = state + 2 * pixels, gB = state + 3 * pixels
+                let gD = state + 4 * pixels, rest = state + 5 * pixels, stop = state + 6 * pixels
+                let acc = state + 7 * pixels                     // ten per-lane gradient sums
                 var last = 0
+                for i in 0..<pixels { T[i] = 1; gR[i] = 0; gG[i] = 0; gB[i] = 0; gD[i] = 0; rest[i] = 0; stop[i] = 0 }
                 for row in 0..<rows {
-                    for lane in 0..<lanes {
-                        let p = (y0 + row) * width + x0 + lane
-                        T[row][lane] = finalT[p]
-                        gr[row][lane] = gImage[3 * p]; gg[row][lane] = gImage[3 * p + 1]; gb[row][lane] = gImage[3 * p + 2]
-                        gd[row][lane] = gDepth[p]
-                        stop[row][lane] = stops[p]
+                    for lane in 0..<cols {
+                        let p = (y0 + row) * width + x0 + lane, i = row * lanes + lane
+                        T[i] = finalT[p]
+                        gR[i] = gImage[3 * p]; gG[i] = gImage[3 * p + 1]; gB[i] = gImage[3 * p + 2]
+                        gD[i] = gDepth[p]
+                        stop[i] = Float(stops[p])
                         last = Swift.max(last, Int(stops[p]))
-                        rest[row][lane] = finalT[p] * (gImage[3 * p] * background.x + gImage[3 * p + 1] * background.y
-                                                       + gImage[3 * p + 2] * background.z - gAlpha[p])
+                        rest[i] = finalT[p] * (gR[i] * background.x + gG[i] * background.y + gB[i] * background.z - gAlpha[p])
                     }
                 }
                 // Slots of Gaussians at or after the last stop position stay zero.
@@ -241,39 +285,52 @@ enum TileCompositor {
                 while k >= 0 {
                     let s = list[k]
                     if s.rowLow <= s.rowHigh {
-                        var sU = SIMD16<Float>.zero, sV = sU, sA = sU, sB = sU, sC = sU, sO = sU
-                        var sR = sU, sG = sU, sBl = sU, sZ = sU
-                        let kk = Int32(k)
+                        acc.initialize(repeating: 0, count: 10 * lanes)
+                        let kk = Float(k)
+                        let px0 = Float(x0) + 0.5 - s.u
                         for row in s.rowLow...s.rowHigh {
-                            let dx = px - s.u, dy = Float(y0 + row) + 0.5 - s.v
-                            let power = dx * (0.5 * s.a * dx + s.b * dy) + 0.5 * s.c * dy * dy
-                            let gauss = VectorMath.exp(-power)
-                            let raw = s.opacity * gauss
-                            let al = pointwiseMin(raw, SIMD16(repeating: rules.maxAlpha))
-                            let valid = (stop[row] .> kk) .& (al .>= rules.minAlpha)
-                            if !any(valid) { continue }
-                            let oneMinus = 1 - al
-                            let tk = (T[row] / oneMinus).replacing(with: 0, where: .!valid)
-                            let w = al * tk
-                            let value = gr[row] * s.red + gg[row] * s.green + gb[row] * s.blue + gd[row] * s.z
-                            let gAl = (value * tk - rest[row] / oneMinus).replacing(with: 0, where: .!valid)
-                            rest[row] += value * w
-                            T[row].replace(with: tk, where: valid)
-                            sR += gr[row] * w; sG += gg[row] * w; sBl += gb[row] * w; sZ += gd[row] * w
-                            // α = o·G unless clamped at maxAlpha.
-                            let live = gAl.replacing(with: 0, where: raw .> rules.maxAlpha)
-                            sO += live * gauss
-                            let gPower = -live * raw
-                            sA += 0.5 * dx * dx * gPower
-                            sB += dx * dy * gPower
-                            sC += 0.5 * dy * dy * gPower
-                            // ∂power/∂u = -(a dx + b dy), ∂power/∂v = -(b dx + c dy).
-                            sU -= gPower * (s.a * dx + s.b * dy)
-                            sV -= gPower * (s.b * dx + s.c * dy)
+                            let dy = Float(y0 + row) + 0.5 - s.v
+                            let ty = s.b * dy, cy = 0.5 * s.c * dy * dy
+                            let base = row &* lanes
+                            for lane in 0..<lanes {
+                                let i = base &+ lane
+                                let dx = px0 + Float(lane)
+                                let power = dx * (0.5 * s.a * dx + ty) + cy
+                                let gauss = VectorMath.exp(-power)
+                                let raw = s.opacity * gauss
+                                let al = Swift.min(maxAlpha, raw)
+                                let valid: Float = stop[i] > kk ? (al >= minAlpha ? 1 : 0) : 0
+                                let oneMinus = 1 - al
+                                let t = T[i]
+                                let tk = t / oneMinus
+                                let w = valid * al * tk
+                                let value = gR[i] * s.red + gG[i] * s.green + gB[i] * s.blue + gD[i] * s.z
+                                let r = rest[i]
+                                let gAl = valid * (value * tk - r / oneMinus)
+                                rest[i] = r + value * w
+                                T[i] = valid > 0 ? tk : t
+                                acc[6 &* lanes &+ lane] += gR[i] * w
+                                acc[7 &* lanes &+ lane] += gG[i] * w
+                                acc[8 &* lanes &+ lane] += gB[i] * w
+                                acc[9 &* lanes &+ lane] += gD[i] * w
+                                // α = o·G unless clamped at maxAlpha.
+                                let live = raw > maxAlpha ? 0 : gAl
+                                acc[5 &* lanes &+ lane] += live * gauss
+                                let gPower = -live * raw
+                                acc[2 &* lanes &+ lane] += 0.5 * dx * dx * gPower
+                                acc[3 &* lanes &+ lane] += dx * dy * gPower
+                                acc[4 &* lanes &+ lane] += 0.5 * dy * dy * gPower
+                                // ∂power/∂u = -(a dx + b dy), ∂power/∂v = -(b dx + c dy).
+                                acc[lane] -= gPower * (s.a * dx + ty)
+                                acc[lanes &+ lane] -= gPower * (s.b * dx + s.c * dy)
+                            }
                         }
                         let slot = out + 10 * k
-                        slot[0] = sU.sum(); slot[1] = sV.sum(); slot[2] = sA.sum(); slot[3] = sB.sum(); slot[4] = sC.sum()
-                        slot[5] = sO.sum(); slot[6] = sR.sum(); slot[7] = sG.sum(); slot[8] = sBl.sum(); slot[9] = sZ.sum()
+                        for q in 0..<10 {
+                            var sum: Float = 0
+                            for lane in 0..<lanes { sum += acc[q * lanes + lane] }
+                            slot[q] = sum
+                        }
                     }
                     k -= 1
                 }

@@ -20,7 +20,7 @@ struct Bench: ParsableCommand {
     var output: String?
 
     enum Section: String, CaseIterable, ExpressibleByArgument {
-        case sgemm, conv, mlp, ops, overhead, volume, grids
+        case sgemm, conv, mlp, ops, overhead, volume, grids, splat
     }
 
     @Option(name: .customLong("only"), parsing: .upToNextOption,
@@ -67,6 +67,10 @@ struct Bench: ParsableCommand {
             progress("hash grid encoding forward+backward")
             report.hashGrid = benchHashGrid(points: quick ? 1 << 12 : 1 << 16, repeats: repeats)
         }
+        if run.contains(.splat) {
+            progress("Gaussian splatting forward+backward")
+            report.gaussianSplatting = benchSplatting(gaussians: quick ? 10_000 : 100_000, size: quick ? 128 : 256, repeats: repeats)
+        }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try enc.encode(report)
@@ -90,6 +94,7 @@ struct BenchReport: Encodable {
     var mlpTrainingStep: MLPStepResult? = nil
     var volumeRendering: VolumeRenderResult? = nil
     var hashGrid: HashGridBenchResult? = nil
+    var gaussianSplatting: SplatBenchResult? = nil
 }
 
 struct MachineInfo: Encodable {
