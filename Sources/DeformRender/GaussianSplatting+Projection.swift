@@ -18,6 +18,8 @@ struct ProjectedSplat {
     var z: Float = 0
     /// Half-extents of the region where the Gaussian's alpha can reach the compositor's threshold.
     var extentX: Float = 0, extentY: Float = 0
+    /// The same region as `dᵀ conic d ≤ reach` (+∞ without an alpha threshold).
+    var reach: Float = .infinity
     var visible = false
 }
 
@@ -181,6 +183,7 @@ enum SplatProjection {
             let k2 = 2 * Foundation.log(opacity / lim.minAlpha) * 1.001
             out.extentX = (k2 * ca).squareRoot() + 0.01
             out.extentY = (k2 * cc).squareRoot() + 0.01
+            out.reach = k2
         } else {
             out.extentX = .infinity; out.extentY = .infinity
         }

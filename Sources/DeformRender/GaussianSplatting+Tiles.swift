@@ -119,8 +119,24 @@ func parallelQueue(_ items: [Int], _ body: (Int) -> Void) {
 
 /// The per-Gaussian quantities one tile reads, gathered contiguously in its depth order.
 private struct TileSplat {
-    var u, v, a, b, c, opacity, red, green, blue, z: Float
+    var u, v, a, b, c, opacity, red, green, blue, z, reach: Float
     var rowLow: Int, rowHigh: Int
+
+    /// The lanes of a tile row (pixel centres x0 + lane + 0.5, at vertical offset dy from the
+    /// mean) inside the splat's footprint `a dx² + 2 b dx dy + c dy² ≤ reach`, widened to whole
+    /// groups of four lanes (the vector width); `lo > hi` when the row misses it.
+    @inline(__always) func lanes(dy: Float, x0: Float) -> (lo: Int, hi: Int) {
+        guard reach.isFinite else { return (0, 15) }
+        let disc = b * b * dy * dy - a * (c * dy * dy - reach)
+        if disc < 0 { return (1, 0) }
+        let half = disc.squareRoot() / a
+        let centre = u - b * dy / a - x0 - 0.5
+        let lo = Int(Swift.max(-1, (centre - half - 0.01).rounded(.up)))
+        let hi = Int(Swift.min(16, (centre + half + 0.01).rounded(.down)))
+        let l = Swift.max(0, lo), h = Swift.min(15, hi)
+        if l > h { return (1, 0) }
+        return (l & ~3, h | 3)
+    }
 }
 
 // The inner loops run over the sixteen pixels of a tile row with plain scalar code on raw
@@ -179,11 +195,12 @@ enum TileCompositor {
                             let ty = s.b * dy, cy = 0.5 * s.c * dy * dy
                             let px0 = Float(x0) + 0.5 - s.u
                             let base = row &* lanes
+                            let (lo, hi) = s.lanes(dy: dy, x0: Float(x0))
                             // Flags are 0/1 floats combined arithmetically (selects only between
                             // constants): no branches and no reductions, so the loop vectorises.
                             // Multiplying by a 0/1 flag keeps the chosen value bit for bit
                             // (t·(1 - 1·α) is tNext).
-                            for lane in 0..<lanes {
+                            for lane in lo..<(hi + 1) {
                                 let i = base &+ lane
                                 let dx = px0 + Float(lane)
                                 let power = dx * (0.5 * s.a * dx + ty) + cy
@@ -266,6 +283,9 @@ enum TileCompositor {
                 let gD = state + 4 * pixels, rest = state + 5 * pixels, stop = state + 6 * pixels
                 let acc = state + 7 * pixels                     // ten per-lane gradient sums
                 var last = 0
+                // The furthest stop position in each row: rows whose pixels all stopped before a
+                // Gaussian skip it, as they did in the forward.
+                var rowLast = [Int](repeating: 0, count: lanes)
                 for i in 0..<pixels { T[i] = 1; gR[i] = 0; gG[i] = 0; gB[i] = 0; gD[i] = 0; rest[i] = 0; stop[i] = 0 }
                 for row in 0..<rows {
                     for lane in 0..<cols {
@@ -275,6 +295,7 @@ enum TileCompositor {
                         gD[i] = gDepth[p]
                         stop[i] = Float(stops[p])
                         last = Swift.max(last, Int(stops[p]))
+                        rowLast[row] = Swift.max(rowLast[row], Int(stops[p]))
                         rest[i] = finalT[p] * (gR[i] * background.x + gG[i] * background.y + gB[i] * background.z - gAlpha[p])
                     }
                 }
@@ -288,11 +309,12 @@ enum TileCompositor {
                         acc.initialize(repeating: 0, count: 10 * lanes)
                         let kk = Float(k)
                         let px0 = Float(x0) + 0.5 - s.u
-                        for row in s.rowLow...s.rowHigh {
+                        for row in s.rowLow...s.rowHigh where rowLast[row] > k {
                             let dy = Float(y0 + row) + 0.5 - s.v
                             let ty = s.b * dy, cy = 0.5 * s.c * dy * dy
                             let base = row &* lanes
-                            for lane in 0..<lanes {
+                            let (lo, hi) = s.lanes(dy: dy, x0: Float(x0))
+                            for lane in lo..<(hi + 1) {
                                 let i = base &+ lane
                                 let dx = px0 + Float(lane)
                                 let power = dx * (0.5 * s.a * dx + ty) + cy
@@ -300,13 +322,13 @@ enum TileCompositor {
                                 let raw = s.opacity * gauss
                                 let al = Swift.min(maxAlpha, raw)
                                 let valid: Float = stop[i] > kk ? (al >= minAlpha ? 1 : 0) : 0
-                                let oneMinus = 1 - al
+                                let inverse = 1 / (1 - al)
                                 let t = T[i]
-                                let tk = t / oneMinus
+                                let tk = t * inverse
                                 let w = valid * al * tk
                                 let value = gR[i] * s.red + gG[i] * s.green + gB[i] * s.blue + gD[i] * s.z
                                 let r = rest[i]
-                                let gAl = valid * (value * tk - r / oneMinus)
+                                let gAl = valid * (value * tk - r * inverse)
                                 rest[i] = r + value * w
                                 T[i] = valid > 0 ? tk : t
                                 acc[6 &* lanes &+ lane] += gR[i] * w
@@ -325,11 +347,18 @@ enum TileCompositor {
                                 acc[lanes &+ lane] -= gPower * (s.b * dx + s.c * dy)
                             }
                         }
+                        // Lane sums as four 4-wide adds and one horizontal sum (a scalar chain
+                        // of sixteen dependent adds per quantity cost about as much as the row
+                        // loops of small splats).
                         let slot = out + 10 * k
+                        let quads = UnsafeRawPointer(acc)
                         for q in 0..<10 {
-                            var sum: Float = 0
-                            for lane in 0..<lanes { sum += acc[q * lanes + lane] }
-                            slot[q] = sum
+                            let base = 64 * q
+                            let v = quads.loadUnaligned(fromByteOffset: base, as: SIMD4<Float>.self)
+                                + quads.loadUnaligned(fromByteOffset: base + 16, as: SIMD4<Float>.self)
+                                + quads.loadUnaligned(fromByteOffset: base + 32, as: SIMD4<Float>.self)
+                                + quads.loadUnaligned(fromByteOffset: base + 48, as: SIMD4<Float>.self)
+                            slot[q] = (v[0] + v[1]) + (v[2] + v[3])
                         }
                     }
                     k -= 1
@@ -350,7 +379,7 @@ enum TileCompositor {
             let lo = Swift.max(0, Int(Swift.max(-1, (s.v - s.extentY - 0.5 - y0).rounded(.up))))
             let hi = Swift.min(rows - 1, Int(Swift.min(Float(rows), (s.v + s.extentY - 0.5 - y0).rounded(.down))))
             list[k] = TileSplat(u: s.u, v: s.v, a: s.a, b: s.b, c: s.c, opacity: s.opacity, red: s.red, green: s.green,
-                                blue: s.blue, z: s.z, rowLow: lo, rowHigh: hi)
+                                blue: s.blue, z: s.z, reach: s.reach, rowLow: lo, rowHigh: hi)
         }
         return list
     }
