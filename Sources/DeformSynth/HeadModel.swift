@@ -33,6 +33,8 @@ public enum HeadModel {
 
     /// The resolved feature layout of one identity: positions and sizes of the facial features in
     /// (|θ|, φ), shared by the shape and the albedo so that eyes are painted in their sockets.
+    /// Angles are radians, amplitudes are radial displacements in model units, `axes` are the
+    /// ellipsoid's semi-axes and `jaw` the fraction by which the lower face narrows.
     public struct Layout: Sendable {
         public var axes: SIMD3<Float>
         public var brow: Float
@@ -175,6 +177,7 @@ public struct HeadIdentity: Sendable {
     public var spots: [AlbedoSpot]
     /// Azimuth of the hair parting (the hairline is shifted on one side of it).
     public var parting: Float
+    /// Base colours (linear RGB) of skin, hair (also the brows), iris and lips.
     public var skin: SIMD3<Float>
     public var hair: SIMD3<Float>
     public var iris: SIMD3<Float>
@@ -284,7 +287,7 @@ public struct HeadMesh: Sendable {
     }
 
     /// Builds the mesh of `identity` with `columns` (even) × `rows` cells.
-    public init(identity: HeadIdentity, columns: Int = 128, rows: Int = 96) {
+    public init(identity: HeadIdentity, columns: Int = 96, rows: Int = 72) {
         precondition(columns >= 4 && columns % 2 == 0 && rows >= 4, "HeadMesh: columns must be even and >= 4, rows >= 4")
         self.columns = columns
         self.rows = rows

@@ -21,7 +21,7 @@ extension SymmetricScenes {
         ("translation", "float32 [3]: T = c + t - R c with the pivot c = (0, 0, distance)"),
         ("intrinsics", "float32 [3, 3]: K with pixel centres on integers: f = (W - 1) / (2 tan(fov / 2)), c_u = (W - 1) / 2, c_v = (H - 1) / 2"),
         ("shape", "float32 [\(HeadModel.shapeModes.count)]: coefficients of the symmetric shape modes (names in scene.json)"),
-        ("background", "float32 [2, 3]: background RGB at the top and the bottom row (a vertical gradient)"),
+        ("background", "float32 [2, 3]: background RGB at the top and the bottom edge of the image (a linear vertical gradient)"),
     ]
 
     /// The `.npz` members of a sample.
@@ -220,9 +220,9 @@ extension SymmetricScenes {
           (near is bright), normals (RGB = (n + 1) / 2), mask, canonical depth, canonical albedo.
         \(splits.joined(separator: "\n"))
         - `<split>/NNNNNN.png`: the RGB image (8-bit, anti-aliased with \(config.supersampling)x\(config.supersampling) samples per pixel), e.g. `train/\(example).png`.
-        - `<split>/NNNNNN.npz`: its ground truth (NumPy `.npz`, load with `numpy.load`):
+        - `<split>/NNNNNN.npz`: its ground truth (NumPy `.npz`, load with `numpy.load`), arrays:
 
-        \(arrays.joined(separator: "\n"))
+        \(arrays.map { "  " + $0 }.joined(separator: "\n"))
 
         ## Image formation (Unsup3D's model)
 

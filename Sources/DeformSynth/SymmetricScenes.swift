@@ -44,7 +44,7 @@ public struct SymmetricSceneConfig: Codable, Sendable, Equatable {
     /// rotation (Unsup3D rotates about (0, 0, 1)).
     public var distance: Float = 1
     /// World units per model unit (the head is about 2 model units tall).
-    public var headScale: Float = 0.068
+    public var headScale: Float = 0.072
     /// Uniform ranges ±max of the viewpoint rotation, degrees.
     public var maxYaw: Float = 60
     public var maxPitch: Float = 20
@@ -64,8 +64,8 @@ public struct SymmetricSceneConfig: Codable, Sendable, Equatable {
     /// Scale of the asymmetric perturbations of shape and albedo (0: exactly symmetric heads).
     public var asymmetry: Float = 1
     /// Mesh resolution (azimuth columns, elevation rows).
-    public var meshColumns: Int = 128
-    public var meshRows: Int = 96
+    public var meshColumns: Int = 96
+    public var meshRows: Int = 72
     /// Fractions of train, validation and test images (in that order of the indices).
     public var splits: [Float] = [0.8, 0.1, 0.1]
 

@@ -73,7 +73,7 @@ extension HeadModel {
         c *= 1 + 0.05 * bump(a, p - 0.55, 0.45, 0.2)
         // Skin texture: two octaves of value noise (pores, uneven tone) and a faint colour drift.
         let n1 = noise(a * 16, p * 16, seed), n2 = noise(a * 42, p * 42, seed &+ 1)
-        c *= 1 + 0.07 * n1 + 0.06 * n2
+        c *= 1 + 0.06 * n1 + 0.035 * n2
         c.x *= 1 + 0.03 * noise(a * 6, p * 6, seed &+ 2)
         // Asymmetric moles and blemishes.
         if h.asymmetry != 0 {
@@ -99,13 +99,13 @@ extension HeadModel {
         // Brows: arcs above the eyes, tapering towards the temples.
         let db = a - (l.eyeTheta - 0.02)
         if Swift.abs(db) < 0.17 {
-            let centre = l.eyePhi + 0.1 + 0.9 * db * db
+            let centre = l.eyePhi + 0.105 + 0.5 * db * db - 0.1 * db
             let thick = h.browThickness * (1 - 0.5 * smoothstep(-0.05, 0.17, db))
             let w = smoothstep(thick, 0.5 * thick, Swift.abs(p - centre)) * smoothstep(0.17, 0.12, Swift.abs(db))
             if w > 0 { c = mixColor(c, h.hair * 0.8 * (1 + 0.3 * noise(a * 90, p * 20, seed &+ 3)), w * 0.9) }
         }
         // Eyes: white, iris, pupil and a dark lid line.
-        let et = (a - l.eyeTheta) / 0.085, ep = (p - l.eyePhi) / 0.034
+        let et = (a - l.eyeTheta) / 0.1, ep = (p - l.eyePhi) / 0.042
         let de = et * et + ep * ep
         if de < 1.3 {
             let lid = smoothstep(0.8, 1.0, de) * smoothstep(1.3, 1.05, de)
@@ -113,8 +113,8 @@ extension HeadModel {
                 var e = SIMD3<Float>(0.88, 0.86, 0.82)
                 let dt = a - l.eyeTheta, dp = p - l.eyePhi
                 let r = (dt * dt + dp * dp).squareRoot()
-                e = mixColor(e, h.iris * (1 + 0.25 * noise(dt * 300, dp * 300, seed &+ 4)), smoothstep(0.032, 0.026, r))
-                e = mixColor(e, SIMD3(0.03, 0.03, 0.03), smoothstep(0.013, 0.009, r))
+                e = mixColor(e, h.iris * (1 + 0.25 * noise(dt * 300, dp * 300, seed &+ 4)), smoothstep(0.038, 0.031, r))
+                e = mixColor(e, SIMD3(0.03, 0.03, 0.03), smoothstep(0.016, 0.011, r))
                 c = mixColor(c, e, smoothstep(1, 0.8, de))
             }
             c *= 1 - 0.6 * lid
