@@ -70,7 +70,7 @@ extension SymmetricScenes {
         }
     }
 
-    /// Writes a whole dataset to `output`: `scene.json`, `README.md`, `preview.png` and, per split
+    /// Writes a whole dataset to `output`: `scene.json`, `transforms.json`, `README.md`, `preview.png` and, per split
     /// folder (`train`, `val`, `test`), one `NNNNNN.png` frame and one `NNNNNN.npz` of ground truth
     /// per image. Images are rendered in parallel on all cores. Files are written to a hidden
     /// sibling folder that is renamed into place at the end, so a failed run leaves no
@@ -95,6 +95,7 @@ extension SymmetricScenes {
             for (name, _) in config.splitRanges { try fm.createDirectory(at: staging.appendingPathComponent(name), withIntermediateDirectories: true) }
             try renderAll(config: config, into: staging, progress: progress)
             try writeAtomically(Data(sceneJSON(config).utf8), to: staging.appendingPathComponent("scene.json"))
+            try writeAtomically(Data(transformsJSON(config).utf8), to: staging.appendingPathComponent("transforms.json"))
             try writeAtomically(Data(readme(config).utf8), to: staging.appendingPathComponent("README.md"))
             try writePNG(preview(config: config), to: staging.appendingPathComponent("preview.png"))
             try checkOutput(output, overwrite: overwrite)
@@ -198,6 +199,48 @@ extension SymmetricScenes {
         return String(decoding: try encoder.encode(scene), as: UTF8.self) + "\n"
     }
 
+    struct TransformsFile: Encodable {
+        struct Frame: Encodable {
+            var filePath: String
+            var split: String
+            var transformMatrix: [[Float]]
+        }
+        var cameraModel = "OPENCV"
+        var flX: Float
+        var flY: Float
+        var cx: Float
+        var cy: Float
+        var w: Int
+        var h: Int
+        var k1: Float = 0
+        var k2: Float = 0
+        var p1: Float = 0
+        var p2: Float = 0
+        var frames: [Frame]
+    }
+
+    /// A nerfstudio-style `transforms.json`: one frame per image with its camera-to-world matrix
+    /// (OpenGL camera axes, as nerfstudio stores them) in the canonical camera's frame, so that
+    /// the head is a static object seen by many cameras. nerfstudio puts pixel centres at
+    /// `i + 0.5`, hence `cx = W / 2` for Unsup3D's `c_u = (W - 1) / 2`.
+    public static func transformsJSON(_ config: SymmetricSceneConfig) throws -> String {
+        let f = config.intrinsics.f, n = config.size
+        let frames = try (0..<config.count).map { index -> TransformsFile.Frame in
+            let (r, t) = parameters(index: index, config: config).rotationTranslation(distance: config.distance)
+            var single = config
+            single.supersampling = 1
+            let pose = try camera(config: single, rotation: r, translation: t).openGLCameraToWorld
+            let matrix = (0..<3).map { Array(pose[($0 * 4)..<($0 * 4 + 4)]) } + [[0, 0, 0, 1]]
+            let split = config.split(of: index)
+            return .init(filePath: "\(split)/\(stem(index, count: config.count)).png", split: split, transformMatrix: matrix)
+        }
+        let file = TransformsFile(flX: f, flY: f, cx: Float(n) / 2, cy: Float(n) / 2, w: n, h: n, frames: frames)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try encoder.encode(file), as: UTF8.self) + "\n"
+    }
+
     /// The folder's `README.md`.
     public static func readme(_ config: SymmetricSceneConfig) -> String {
         let splits = config.splitRanges.map { "- `\($0.name)/`: images \($0.range.lowerBound)..<\($0.range.upperBound) (\($0.range.count))" }
@@ -216,6 +259,10 @@ extension SymmetricScenes {
 
         - `scene.json`: the generator version, the seed and every parameter; the camera; the names of the shape
           modes; the splits; the arrays of the `.npz` files.
+        - `transforms.json`: the cameras in nerfstudio's layout (`fl_x`, `fl_y`, `cx`, `cy`, `w`, `h`, and per frame
+          `file_path`, `split` and the 4x4 camera-to-world `transform_matrix` with OpenGL camera axes), in the
+          canonical camera's frame: every image is the same kind of static head seen by its own camera.
+          nerfstudio puts pixel centres at i + 0.5, so its `cx` is the `intrinsics` c_u + 0.5.
         - `preview.png`: a contact sheet of the first images, two per row, each as six panels: image, depth
           (near is bright), normals (RGB = (n + 1) / 2), mask, canonical depth, canonical albedo.
         \(splits.joined(separator: "\n"))

@@ -53,8 +53,8 @@ func folderContents(_ folder: URL) throws -> [String: Data] {
         try SymmetricScenes.generate(config: config, to: a)
         try SymmetricScenes.generate(config: config, to: b)
         let fa = try folderContents(a), fb = try folderContents(b)
-        // 10 images: 8 train, 1 val, 1 test; a PNG and an NPZ each, plus the three folder files.
-        #expect(fa.count == 23)
+        // 10 images: 8 train, 1 val, 1 test; a PNG and an NPZ each, plus the four folder files.
+        #expect(fa.count == 24)
         #expect(Set(fa.keys) == Set(fb.keys))
         for (name, bytes) in fa { #expect(fb[name] == bytes, "\(name) differs between two runs with the same seed") }
         #expect(fa["train/000000.png"] != nil && fa["val/000008.npz"] != nil && fa["test/000009.png"] != nil)
@@ -89,6 +89,19 @@ func folderContents(_ folder: URL) throws -> [String: Data] {
         #expect(scene["seed"] as? String == "7")
         let stored = scene["config"] as! [String: Any]
         #expect(stored["max_yaw"] as? Double == 60 && stored["count"] as? Int == 5 && stored["supersampling"] as? Int == 3)
+        // transforms.json: the camera of frame i sees the canonical-frame mesh point X at R X + T.
+        let transforms = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("transforms.json"))) as! [String: Any]
+        let frames = transforms["frames"] as! [[String: Any]]
+        #expect(frames.count == 5 && frames[1]["file_path"] as? String == "train/000001.png" && frames[4]["split"] as? String == "val")
+        #expect(transforms["cx"] as? Double == 10 && transforms["w"] as? Int == 20)
+        let matrix = (frames[1]["transform_matrix"] as! [[Double]]).flatMap { $0 }.map(Float.init)
+        let camera = try PinholeCamera(width: 20, height: 20, fx: 1, fy: 1, cx: 10, cy: 10, openGLCameraToWorld: Array(matrix[0..<12]))
+        let x = Tensor([0.01, -0.02, 1.03], shape: [1, 3])
+        let seen = camera.toCamera(x).scalars
+        let r = sample.rotation, t = sample.translation
+        for i in 0..<3 {
+            #expect(abs(seen[i] - (r[3 * i] * 0.01 - r[3 * i + 1] * 0.02 + r[3 * i + 2] * 1.03 + t[i])) < 1e-5)
+        }
         let preview = try readImage(out.appendingPathComponent("preview.png"))
         #expect(preview.height > 20 && preview.width > 6 * 20)
         let readme = try String(contentsOf: out.appendingPathComponent("README.md"), encoding: .utf8)
