@@ -11,7 +11,7 @@ struct Synth: ParsableCommand {
         Families: \(SynthFamily.allCases.map(\.rawValue).joined(separator: ", ")).
         symmetric: bilaterally symmetric procedural heads (Unsup3D's synthetic faces) under a random viewpoint and \
         ambient + diffuse light; per image a PNG frame and an NPZ with depth, normals, mask, canonical depth, albedo, \
-        light and viewpoint; scene.json, README.md and preview.png describe the folder. The same seed gives \
+        light and viewpoint; transforms.json holds every camera; scene.json, README.md and preview.png describe the folder. The same seed gives \
         byte-identical files.
         """)
 
