@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "DeformNRSfM", targets: ["DeformNRSfM"]),
         .library(name: "DeformGeometry", targets: ["DeformGeometry"]),
         .library(name: "DeformRender", targets: ["DeformRender"]),
+        .library(name: "DeformSynth", targets: ["DeformSynth"]),
         .executable(name: "deform", targets: ["deform"]),
     ],
     dependencies: [
@@ -29,8 +30,9 @@ let package = Package(
         .target(name: "DeformNRSfM", dependencies: ["DeformGeometry", "DeformIO", "DeformNN", "DeformTensor"]),
         .target(name: "DeformGeometry", dependencies: ["DeformTensor"]),
         .target(name: "DeformRender", dependencies: ["DeformGeometry", "DeformTensor"]),
+        .target(name: "DeformSynth", dependencies: ["DeformRender", "DeformGeometry", "DeformIO", "DeformTensor"]),
         .executableTarget(name: "deform", dependencies: [
-            "DeformTensor", "DeformNN", "DeformIO", "DeformGeometry", "DeformNRSfM", "DeformRender",
+            "DeformTensor", "DeformNN", "DeformIO", "DeformGeometry", "DeformNRSfM", "DeformRender", "DeformSynth",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "DeformTensorTests", dependencies: ["DeformTensor"]),
@@ -41,6 +43,7 @@ let package = Package(
         .testTarget(name: "DeformNRSfMTests", dependencies: ["DeformNRSfM", "DeformGeometry", "DeformNN", "DeformTensor"]),
         .testTarget(name: "DeformGeometryTests", dependencies: ["DeformGeometry", "DeformTensor"]),
         .testTarget(name: "DeformRenderTests", dependencies: ["DeformRender", "DeformTensor"]),
+        .testTarget(name: "DeformSynthTests", dependencies: ["DeformSynth", "DeformRender", "DeformIO", "DeformTensor"]),
     ],
     swiftLanguageModes: [.v5]
 )
