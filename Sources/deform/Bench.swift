@@ -20,7 +20,7 @@ struct Bench: ParsableCommand {
     var output: String?
 
     enum Section: String, CaseIterable, ExpressibleByArgument {
-        case sgemm, conv, mlp, ops, overhead, volume, grids
+        case sgemm, conv, mlp, ops, overhead, volume, grids, raster
     }
 
     @Option(name: .customLong("only"), parsing: .upToNextOption,
@@ -67,6 +67,11 @@ struct Bench: ParsableCommand {
             progress("hash grid encoding forward+backward")
             report.hashGrid = benchHashGrid(points: quick ? 1 << 12 : 1 << 16, repeats: repeats)
         }
+        if run.contains(.raster) {
+            progress("mesh rasterisation, 20k triangles at 512x512")
+            report.meshRaster = quick ? benchRaster(size: 128, rings: 25, segments: 50, repeats: repeats)
+                : benchRaster(size: 512, rings: 71, segments: 142, repeats: repeats)
+        }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try enc.encode(report)
@@ -90,6 +95,7 @@ struct BenchReport: Encodable {
     var mlpTrainingStep: MLPStepResult? = nil
     var volumeRendering: VolumeRenderResult? = nil
     var hashGrid: HashGridBenchResult? = nil
+    var meshRaster: RasterBenchResult? = nil
 }
 
 struct MachineInfo: Encodable {
