@@ -83,18 +83,25 @@ public enum VolumeRendering {
                 let out = oCol + ray * c
                 out.update(repeating: 0, count: c)
                 // exp(-σ_i δ_i) for the whole ray at once (vectorised), then the serial scan.
-                for i in 0..<s { decays[i] = Swift.max(pSigma[base + i], 0) * pDelta[base + i] }
+                // max(σ, 0) is written (σ + |σ|) / 2, which is exact below 1.7e38, and the rows are
+                // indexed from their own pointers: `max` (for its NaN rule) and an
+                // overflow-checked `base + i` each kept this loop scalar (forward 1.73 -> 1.55 ms).
+                let sigmaRow = pSigma + base, deltaRow = pDelta + base
+                for i in 0..<s {
+                    let sigma = sigmaRow[i]
+                    decays[i] = (sigma + Swift.abs(sigma)) * 0.5 * deltaRow[i]
+                }
                 // Explicit SIMD: a scalar float sum would not vectorise (no reassociation).
                 var acc = SIMD8<Float>(repeating: 0)
                 var i = 0
                 while i + 8 <= s {
-                    let sigma = UnsafeRawPointer(pSigma + base + i).loadUnaligned(as: SIMD8<Float>.self)
-                    let delta = UnsafeRawPointer(pDelta + base + i).loadUnaligned(as: SIMD8<Float>.self)
+                    let sigma = UnsafeRawPointer(sigmaRow + i).loadUnaligned(as: SIMD8<Float>.self)
+                    let delta = UnsafeRawPointer(deltaRow + i).loadUnaligned(as: SIMD8<Float>.self)
                     acc += sigma * delta
                     i += 8
                 }
                 var sum = acc.sum()
-                while i < s { sum += pSigma[base + i] * pDelta[base + i]; i += 1 }
+                while i < s { sum += sigmaRow[i] * deltaRow[i]; i += 1 }
                 oProbe[ray] = sum
                 VectorMath.exp(decays, scale: -1, into: decays, count: s)
                 var trans: Float = 1, z: Float = 0
