@@ -50,8 +50,21 @@ public struct MeshRender {
 /// barycentrics of the 3D point are `b_k = (w_k / z_k) / Σ_j (w_j / z_j)` and its depth is
 /// `1 / Σ_j (w_j / z_j)` (a straight line in 3D projects to a line on which `1/z` is affine).
 ///
-/// Clipping: a face with any vertex at depth ≤ ``near`` is skipped whole (no partial clipping
-/// against the near plane), as are faces whose screen-space area is (numerically) zero.
+/// Near plane: the rasteriser draws the part of each face in front of the plane at depth
+/// ``near``, pixel by pixel. Screen space keeps enough for this: `(x z, y z, z)` is a linear image
+/// of the camera-space point, so for a vertex behind the camera (z < 0) the pixel position that
+/// projection gives (mirrored through the image centre) still determines the face's plane, and
+/// the perspective-correct barycentrics `b_k` above, computed from it, are those of the point
+/// where the pixel's ray meets that plane (homogeneous rasterisation, Olano and Greer 1997). A
+/// pixel is drawn when every `b_k ≥ 0` and its depth exceeds ``near``, which clips the face at the
+/// near plane exactly. So a face crossing the near plane draws its visible part, and a face with
+/// every vertex at or behind it draws nothing. A face with a vertex at depth exactly 0 has no
+/// screen position there and is skipped (``screenVertices(_:camera:)`` moves such vertices just
+/// behind the camera so their faces are clipped instead), as are faces whose screen-space area is
+/// (numerically) zero, which are edge-on.
+///
+/// Bad input: vertices holding NaN or infinity, face indices out of range and bad sizes are
+/// refused with a ``TensorError`` naming the problem; an empty mesh renders the background.
 ///
 /// Gradients: ``render(screenVertices:faces:attributes:width:height:background:)`` is one fused
 /// op whose hand-written backward gives gradients with respect to the attributes and, through the
@@ -60,16 +73,27 @@ public struct MeshRender {
 /// no gradient from it). ``softSilhouette(screenVertices:faces:width:height:sigma:)`` gives
 /// silhouette gradients (SoftRas).
 public enum MeshRasterizer {
-    /// Faces with a vertex at or in front of this depth are not drawn.
+    /// The near plane: no surface at or in front of this camera depth is drawn (faces crossing it
+    /// are clipped, faces wholly in front of it are skipped).
     public static let near: Float = 1e-6
+
+    /// Camera depths whose magnitude is below this are moved to `-cameraPlaneOffset` by
+    /// ``screenVertices(_:camera:)``: on the camera plane the projection divides by zero.
+    static let cameraPlaneOffset: Float = 1e-9
 
     /// Screen-space vertices `[V, 3]` = (pixel x, pixel y, camera depth) of world points `[V, 3]`,
     /// composed from engine ops so it is differentiable with respect to the points. Points behind
-    /// the camera get meaningless pixel positions; their faces are skipped by the rasteriser
-    /// because of their depth.
+    /// the camera get the mirrored pixel positions of the projection, which the rasteriser uses to
+    /// clip their faces at the near plane; points on the camera plane (|depth| < 1e-9) are moved to
+    /// depth -1e-9 first, so every output is finite.
     public static func screenVertices(_ worldVertices: Tensor, camera: PinholeCamera) -> Tensor {
-        let (pixels, depth) = camera.project(worldVertices)
-        return Tensor.concat([pixels, depth.unsqueezed(-1)], axis: 1)
+        let cam = camera.toCamera(worldVertices)
+        var z = cam.narrow(axis: 1, start: 2, length: 1)
+        // A constant shift (gradient 1 through z) only where |z| is below the offset.
+        let shift = z.detached().scalars.map { Swift.abs($0) < cameraPlaneOffset ? -cameraPlaneOffset - $0 : 0 }
+        if shift.contains(where: { $0 != 0 }) { z = z + Tensor(shift, shape: z.shape) }
+        let pixels = cam.narrow(axis: 1, start: 0, length: 2) / z * Tensor([camera.fx, camera.fy]) + Tensor([camera.cx, camera.cy])
+        return Tensor.concat([pixels, z], axis: 1)
     }
 
     /// Flattens `[[i, j, k]]` faces into the `[Int32]` layout the rasteriser takes.
@@ -117,25 +141,67 @@ public enum MeshRasterizer {
         var coords: [Float]
         /// Per drawable face: first and last pixel column and row whose centre may be covered.
         var boxes: [Int]
+        /// Per drawable face: whether it crosses the near plane (and so needs the per-pixel depth
+        /// test that clips it).
+        var crossing: [Bool]
     }
 
-    static func setup(screenVertices v: Tensor, faces: [Int32], width: Int, height: Int, margin: Float = 0) -> Setup {
-        var s = Setup(faces: [], coords: [], boxes: [])
+    /// `clip`: keep faces crossing the near plane (the hard rasteriser clips them per pixel);
+    /// otherwise they are skipped, as the soft silhouette, which has no depth, does.
+    static func setup(screenVertices v: Tensor, faces: [Int32], width: Int, height: Int, margin: Float = 0,
+                      clip: Bool = false) -> Setup {
+        var s = Setup(faces: [], coords: [], boxes: [], crossing: [])
         let p = v.dataPointer
         for f in 0..<(faces.count / 3) {
             let i0 = Int(faces[3 * f]), i1 = Int(faces[3 * f + 1]), i2 = Int(faces[3 * f + 2])
             let x0 = p[3 * i0], y0 = p[3 * i0 + 1], z0 = p[3 * i0 + 2]
             let x1 = p[3 * i1], y1 = p[3 * i1 + 1], z1 = p[3 * i1 + 2]
             let x2 = p[3 * i2], y2 = p[3 * i2 + 1], z2 = p[3 * i2 + 2]
-            guard z0 > near, z1 > near, z2 > near else { continue }
+            let front = (z0 > near ? 1 : 0) + (z1 > near ? 1 : 0) + (z2 > near ? 1 : 0)
+            // Wholly behind the near plane: every point of the face is at depth ≤ near.
+            if front == 0 || (front < 3 && !clip) { continue }
+            // On the camera plane the screen position is undefined (x, y were divided by 0).
+            if z0 == 0 || z1 == 0 || z2 == 0 { continue }
             let area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
             // Zero-area faces cover nothing and would divide by zero; so would slivers whose
             // area is lost to rounding.
-            let scale = Swift.max(Swift.abs(x1 - x0), Swift.abs(x2 - x0), Swift.abs(y1 - y0), Swift.abs(y2 - y0))
-            guard Swift.abs(area) > 1e-6 * scale * scale, area.isFinite else { continue }
+            guard area.isFinite, area != 0 else { continue }
+            if front == 3 {
+                let scale = Swift.max(Swift.abs(x1 - x0), Swift.abs(x2 - x0), Swift.abs(y1 - y0), Swift.abs(y2 - y0))
+                guard Swift.abs(area) > 1e-6 * scale * scale else { continue }
+            } else {
+                // The mirrored screen position of a vertex just behind the camera is far away,
+                // which makes the screen-space test above meaningless; the same test on the
+                // homogeneous vertices (x z, y z, z) instead: det = z0 z1 z2 · area, relative to
+                // the product of their lengths (an edge-on face has det 0).
+                let h0 = SIMD3<Float>(x0 * z0, y0 * z0, z0), h1 = SIMD3<Float>(x1 * z1, y1 * z1, z1), h2 = SIMD3<Float>(x2 * z2, y2 * z2, z2)
+                let det = z0 * z1 * z2 * area
+                let lengths = (h0 * h0).sum().squareRoot() * (h1 * h1).sum().squareRoot() * (h2 * h2).sum().squareRoot()
+                guard Swift.abs(det) > 1e-6 * lengths, det.isFinite else { continue }
+            }
             // Pixel centres i + 0.5 inside [lo, hi]: i from ceil(lo - 0.5) to floor(hi - 0.5).
-            let loX = Swift.min(x0, x1, x2) - margin, hiX = Swift.max(x0, x1, x2) + margin
-            let loY = Swift.min(y0, y1, y2) - margin, hiY = Swift.max(y0, y1, y2) + margin
+            var loX = Swift.min(x0, x1, x2) - margin, hiX = Swift.max(x0, x1, x2) + margin
+            var loY = Swift.min(y0, y1, y2) - margin, hiY = Swift.max(y0, y1, y2) + margin
+            if front < 3 {
+                // The visible part is the face clipped at z = near: its front vertices and the
+                // points where its edges cross the plane, found on the homogeneous (x z, y z, z),
+                // which is linear along the edge. One pixel of slack for rounding.
+                loX = .infinity; hiX = -.infinity; loY = .infinity; hiY = -.infinity
+                let xs = [x0, x1, x2], ys = [y0, y1, y2], zs = [z0, z1, z2]
+                for k in 0..<3 {
+                    let a = k, b = (k + 1) % 3
+                    if zs[a] > near { loX = Swift.min(loX, xs[a]); hiX = Swift.max(hiX, xs[a]); loY = Swift.min(loY, ys[a]); hiY = Swift.max(hiY, ys[a]) }
+                    if (zs[a] > near) != (zs[b] > near) {
+                        let t = (zs[a] - near) / (zs[a] - zs[b])
+                        let hx = xs[a] * zs[a] + t * (xs[b] * zs[b] - xs[a] * zs[a])
+                        let hy = ys[a] * zs[a] + t * (ys[b] * zs[b] - ys[a] * zs[a])
+                        let cx = hx / near, cy = hy / near
+                        loX = Swift.min(loX, cx); hiX = Swift.max(hiX, cx); loY = Swift.min(loY, cy); hiY = Swift.max(hiY, cy)
+                    }
+                }
+                loX -= 1; hiX += 1; loY -= 1; hiY += 1
+                if loX.isNaN || hiX.isNaN || loY.isNaN || hiY.isNaN { loX = 0; loY = 0; hiX = Float(width); hiY = Float(height) }
+            }
             let iMin = Swift.max(0, Int((loX - 0.5).rounded(.up).clamped(-1, Float(width)))),
                 iMax = Swift.min(width - 1, Int((hiX - 0.5).rounded(.down).clamped(-1, Float(width))))
             let jMin = Swift.max(0, Int((loY - 0.5).rounded(.up).clamped(-1, Float(height)))),
@@ -144,6 +210,7 @@ public enum MeshRasterizer {
             s.faces.append(f)
             s.coords += [x0, y0, z0, x1, y1, z1, x2, y2, z2, area]
             s.boxes += [iMin, iMax, jMin, jMax]
+            s.crossing.append(front < 3)
         }
         return s
     }
@@ -183,7 +250,7 @@ public enum MeshRasterizer {
     }
 
     static func rasterizeValidated(screenVertices: Tensor, faces: [Int32], width: Int, height: Int) -> Fragments {
-        let s = setup(screenVertices: screenVertices, faces: faces, width: width, height: height)
+        let s = setup(screenVertices: screenVertices, faces: faces, width: width, height: height, clip: true)
         var faceIndex = [Int32](repeating: -1, count: width * height)
         let bary = Tensor(shape: [height, width, 3], repeating: 0)
         let depth = Tensor(shape: [height, width], repeating: .infinity)
@@ -206,6 +273,30 @@ public enum MeshRasterizer {
                                     let q = c.baseAddress! + 10 * n
                                     let x0 = q[0], y0 = q[1], z0 = q[2], x1 = q[3], y1 = q[4], z1 = q[5]
                                     let x2 = q[6], y2 = q[7], z2 = q[8], area = q[9]
+                                    if s.crossing[n] {
+                                        // Per-pixel near-plane clipping (see the type's notes): the
+                                        // barycentrics of the ray's hit on the face's plane must be
+                                        // non-negative and its depth beyond the near plane.
+                                        for j in jMin...jMax {
+                                            let py = Float(j) + 0.5
+                                            for i in box[4 * n]...box[4 * n + 1] {
+                                                let px = Float(i) + 0.5
+                                                let q0 = edge(i1, x1, y1, i2, x2, y2, px, py) / (area * z0)
+                                                let q1 = edge(i2, x2, y2, i0, x0, y0, px, py) / (area * z1)
+                                                let q2 = edge(i0, x0, y0, i1, x1, y1, px, py) / (area * z2)
+                                                let z = 1 / (q0 + q1 + q2)
+                                                let b0 = q0 * z, b1 = q1 * z, b2 = q2 * z
+                                                guard z > near, z.isFinite, b0 >= 0, b1 >= 0, b2 >= 0 else { continue }
+                                                let pix = j * width + i
+                                                if z < pd[pix] {
+                                                    pd[pix] = z
+                                                    pf[pix] = Int32(f)
+                                                    pb[3 * pix] = b0; pb[3 * pix + 1] = b1; pb[3 * pix + 2] = b2
+                                                }
+                                            }
+                                        }
+                                        continue
+                                    }
                                     let positive = area > 0
                                     for j in jMin...jMax {
                                         let py = Float(j) + 0.5

@@ -19,8 +19,9 @@ extension MeshRasterizer {
     /// its 1e-4 is about 0.1 px² at 64 × 64): coverage is 0.5 on an edge and reaches 0.95 or 0.05
     /// about `1.7 √σ` pixels inside or outside. Each face only touches pixels within
     /// `√(σ ln(1/1e-6))` of its bounding box (beyond that its coverage is below 1e-6). Depth is not
-    /// used (a silhouette has no occlusion), but faces with a vertex at depth ≤ ``near`` and
-    /// zero-area faces are skipped as in the hard rasteriser.
+    /// used (a silhouette has no occlusion), but faces with a vertex at depth ≤ ``near`` are
+    /// skipped whole (the hard rasteriser clips them at the near plane, which needs the depth test
+    /// this has not), as are zero-area faces.
     ///
     /// - Returns: `[H, W]`, differentiable with respect to the x and y of `screenVertices` (the
     ///   depth column gets zero gradient), with a hand-written backward.

@@ -20,7 +20,7 @@ struct Bench: ParsableCommand {
     var output: String?
 
     enum Section: String, CaseIterable, ExpressibleByArgument {
-        case sgemm, conv, mlp, ops, overhead, volume, grids, splat
+        case sgemm, conv, mlp, ops, overhead, volume, grids, raster, splat
     }
 
     @Option(name: .customLong("only"), parsing: .upToNextOption,
@@ -71,6 +71,11 @@ struct Bench: ParsableCommand {
             progress("Gaussian splatting forward+backward")
             report.gaussianSplatting = benchSplatting(gaussians: quick ? 10_000 : 100_000, size: quick ? 128 : 256, repeats: repeats)
         }
+        if run.contains(.raster) {
+            progress("mesh rasterisation, 20k triangles at 512x512")
+            report.meshRaster = quick ? benchRaster(size: 128, rings: 25, segments: 50, repeats: repeats)
+                : benchRaster(size: 512, rings: 71, segments: 142, repeats: repeats)
+        }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try enc.encode(report)
@@ -95,6 +100,7 @@ struct BenchReport: Encodable {
     var volumeRendering: VolumeRenderResult? = nil
     var hashGrid: HashGridBenchResult? = nil
     var gaussianSplatting: SplatBenchResult? = nil
+    var meshRaster: RasterBenchResult? = nil
 }
 
 struct MachineInfo: Encodable {

@@ -4,7 +4,9 @@ import Foundation
 import DeformTensor
 
 /// Plain-loop rasteriser in Double: every pixel against every face, edge functions, perspective
-/// correction, nearest depth wins (the reference the fast kernel is checked against).
+/// correction, nearest depth wins (the reference the fast kernel is checked against). The
+/// perspective-correct barycentrics are those of the ray's hit on the face's plane, so a face
+/// crossing the near plane is clipped by requiring them non-negative and the depth beyond it.
 private func referenceRasterize(_ v: [Float], _ faces: [Int32], width: Int, height: Int)
     -> (face: [Int32], bary: [Double], depth: [Double]) {
     var face = [Int32](repeating: -1, count: width * height)
@@ -16,7 +18,7 @@ private func referenceRasterize(_ v: [Float], _ faces: [Int32], width: Int, heig
             for f in 0..<(faces.count / 3) {
                 let idx = (0..<3).map { Int(faces[3 * f + $0]) }
                 let x = idx.map { Double(v[3 * $0]) }, y = idx.map { Double(v[3 * $0 + 1]) }, z = idx.map { Double(v[3 * $0 + 2]) }
-                if z.contains(where: { $0 <= Double(MeshRasterizer.near) }) { continue }
+                if z.allSatisfy({ $0 <= Double(MeshRasterizer.near) }) || z.contains(0) { continue }
                 let area = (x[1] - x[0]) * (y[2] - y[0]) - (x[2] - x[0]) * (y[1] - y[0])
                 if abs(area) < 1e-9 { continue }
                 var w = [Double](repeating: 0, count: 3)
@@ -24,9 +26,9 @@ private func referenceRasterize(_ v: [Float], _ faces: [Int32], width: Int, heig
                     let a = (k + 1) % 3, b = (k + 2) % 3
                     w[k] = ((x[a] - px) * (y[b] - py) - (x[b] - px) * (y[a] - py)) / area
                 }
-                if w.contains(where: { $0 < 0 }) { continue }
                 let q = (0..<3).map { w[$0] / z[$0] }
                 let d = 1 / q.reduce(0, +)
+                if q.contains(where: { $0 * d < 0 }) || !(d > Double(MeshRasterizer.near)) { continue }
                 if d < depth[j * width + i] {
                     depth[j * width + i] = d
                     face[j * width + i] = Int32(f)
@@ -58,13 +60,15 @@ private func minimumEdgeDistance(_ v: [Float], _ faces: [Int32], width: Int, hei
     return best
 }
 
-private func randomMesh(faces count: Int, width: Int, height: Int, seed: UInt64) -> (Tensor, [Int32]) {
+/// Random small triangles; with `behind`, depths range over [-3, 5], so many faces cross the near
+/// plane (their screen positions are then arbitrary but still define a plane).
+private func randomMesh(faces count: Int, width: Int, height: Int, seed: UInt64, behind: Bool = false) -> (Tensor, [Int32]) {
     var rng = RandomGenerator(seed: seed)
     var v: [Float] = []
     for _ in 0..<count {
         let cx = rng.uniform([1], low: -2, high: Float(width) + 2).item, cy = rng.uniform([1], low: -2, high: Float(height) + 2).item
         let off = rng.uniform([6], low: -9, high: 9).scalars
-        let z = rng.uniform([3], low: 1, high: 5).scalars
+        let z = rng.uniform([3], low: behind ? -3 : 1, high: 5).scalars
         for k in 0..<3 { v += [cx + off[2 * k], cy + off[2 * k + 1], z[k]] }
     }
     return (Tensor(v, shape: [3 * count, 3]), (0..<Int32(3 * count)).map { $0 })
@@ -75,8 +79,8 @@ private let camera = try! PinholeCamera(width: 32, height: 24, fx: 20, fy: 20, c
 @Suite struct RasterizerTests {
     @Test func fastRasteriserMatchesPlainLoops() throws {
         let (w, h) = (32, 24)
-        for seed: UInt64 in [1, 2, 3] {
-            let (v, faces) = randomMesh(faces: 20, width: w, height: h, seed: seed)
+        for seed: UInt64 in [1, 2, 3, 4, 5] {
+            let (v, faces) = randomMesh(faces: 20, width: w, height: h, seed: seed, behind: seed > 3)
             let fr = try MeshRasterizer.rasterize(screenVertices: v, faces: faces, width: w, height: h)
             let ref = referenceRasterize(v.scalars, faces, width: w, height: h)
             #expect(fr.faceIndex == ref.face, "seed \(seed): face ids differ at \(zip(fr.faceIndex, ref.face).filter { $0 != $1 }.count) pixels")
@@ -88,9 +92,16 @@ private let camera = try! PinholeCamera(width: 32, height: 24, fx: 20, fy: 20, c
             }
             #expect(baryErr < 1e-4, "seed \(seed)")
             #expect(depthErr < 1e-5, "seed \(seed)")
-            // The scene is not trivial: several faces are visible and some pixels are background.
-            #expect(Set(fr.faceIndex).count > 8)
-            #expect(fr.faceIndex.contains(-1))
+            if seed <= 3 {
+                // The scene is not trivial: several faces are visible and some pixels are background.
+                #expect(Set(fr.faceIndex).count > 8)
+                #expect(fr.faceIndex.contains(-1))
+            } else {
+                // Faces crossing the near plane are drawn (their visible parts cover much of the image).
+                let p = v.scalars
+                let crossing = Set(fr.faceIndex.filter { f in f >= 0 && (0..<3).contains { p[3 * Int(faces[3 * Int(f) + $0]) + 2] < 0 } })
+                #expect(crossing.count >= 2, "seed \(seed)")
+            }
         }
     }
 
@@ -294,11 +305,15 @@ private let camera = try! PinholeCamera(width: 32, height: 24, fx: 20, fy: 20, c
         #expect(throws: TensorError.self) { try MeshRasterizer.flatFaces([[0, 1]]) }
         #expect(try MeshRasterizer.flatFaces([[0, 1, 2], [2, 1, 3]]) == [0, 1, 2, 2, 1, 3])
 
-        // Empty meshes, faces behind the camera or crossing the near plane, and degenerate faces
-        // draw nothing.
+        // Empty meshes, faces wholly behind the camera, faces with a vertex on the camera plane
+        // (no screen position) and degenerate faces draw nothing.
         let empty = try MeshRasterizer.rasterize(screenVertices: Tensor.zeros([0, 3]), faces: [], width: 8, height: 6)
         #expect(empty.faceIndex.allSatisfy { $0 == -1 } && empty.depth.scalars.allSatisfy { $0 == .infinity })
-        let skipped: [Float] = [0, 0, -1, 8, 0, 2, 0, 6, 2,      // one vertex behind the camera
+        let emptyRender = try MeshRasterizer.render(screenVertices: Tensor.zeros([0, 3]), faces: [], attributes: Tensor.zeros([0, 2]),
+                                                    width: 8, height: 6, background: [0.25, 0.75])
+        #expect(emptyRender.image.scalars == [Float](repeating: 0, count: 96).enumerated().map { $0.offset % 2 == 0 ? 0.25 : 0.75 })
+        #expect(emptyRender.mask.sum().item == 0 && emptyRender.depth.scalars.allSatisfy { $0 == 0 })
+        let skipped: [Float] = [0, 0, -1, 8, 0, -2, 0, 6, -2,    // every vertex behind the camera
                                 0, 0, 0, 8, 0, 2, 0, 6, 2,       // one vertex on the camera plane
                                 0, 0, 2, 4, 3, 2, 8, 6, 2]       // collinear
         let none = try MeshRasterizer.render(screenVertices: Tensor(skipped, shape: [9, 3]), faces: (0..<9).map { Int32($0) },
@@ -315,6 +330,120 @@ private let camera = try! PinholeCamera(width: 32, height: 24, fx: 20, fy: 20, c
         let fr = try MeshRasterizer.rasterize(screenVertices: v, faces: faces, width: w, height: h)
         let ref = referenceRasterize(v.scalars, faces, width: w, height: h)
         #expect(fr.faceIndex == ref.face)
+    }
+
+    /// A ground plane y = 1 from z = -5 (behind the camera) to z = 10: the pixel ray (r, s, 1)
+    /// with s > 0 meets it at depth 1 / s, so exactly the rows with 1 / s ≤ 10 are covered (rows
+    /// 14...23 here; row 13 has s = 0.075), at that depth and with the hit point interpolated. A
+    /// rasteriser that dropped faces crossing the near plane would draw nothing.
+    @Test func groundPlaneCrossingTheNearPlaneIsClipped() throws {
+        let world = Tensor([[-10, 1, -5], [10, 1, -5], [10, 1, 10], [-10, 1, 10]] as [[Float]]).requiringGrad()
+        let faces: [Int32] = [0, 1, 2, 0, 2, 3]
+        let sv = MeshRasterizer.screenVertices(world, camera: camera)
+        let out = try MeshRasterizer.render(screenVertices: sv, faces: faces, attributes: world.detached(), width: 32, height: 24)
+        let d = out.depth.scalars, p = out.image.scalars
+        var depthErr: Float = 0, pointErr: Float = 0
+        for j in 0..<24 {
+            for i in 0..<32 {
+                let pix = j * 32 + i
+                #expect((out.fragments.faceIndex[pix] >= 0) == (j >= 14), "pixel (\(i), \(j))")
+                guard j >= 14 else { continue }
+                let r = (Float(i) + 0.5 - 16) / 20, s = (Float(j) + 0.5 - 12) / 20
+                depthErr = max(depthErr, abs(d[pix] - 1 / s) * s)
+                pointErr = max(pointErr, abs(p[3 * pix] - r / s), abs(p[3 * pix + 1] - 1), abs(p[3 * pix + 2] - 1 / s))
+            }
+        }
+        #expect(depthErr < 1e-5 && pointErr < 1e-4, "depth \(depthErr), point \(pointErr)")
+        // Both triangles cross the near plane and both are drawn.
+        #expect(Set(out.fragments.faceIndex) == [-1, 0, 1])
+        let g = grad(of: out.depth.sum(), wrt: world)
+        #expect(g.isFinite && g.abs().sum().item > 0)
+    }
+
+    /// A vertex exactly on the camera plane (world depth 0): `screenVertices` moves it just
+    /// behind the camera, so everything stays finite and its face is clipped. The triangle
+    /// (0, 1, 0), (±5, 1, 6) on the plane y = 1 covers the pixels whose ray meets the plane at a
+    /// depth up to 6 (rows 15...23), in full width.
+    @Test func vertexOnTheCameraPlaneStaysFinite() throws {
+        let world = Tensor([[0, 1, 0], [5, 1, 6], [-5, 1, 6]] as [[Float]]).requiringGrad()
+        let sv = MeshRasterizer.screenVertices(world, camera: camera)
+        #expect(sv.isFinite && sv[0, 2] < 0)
+        let colors = Tensor([[1, 0], [0, 1], [0.5, 0.5]] as [[Float]]).requiringGrad()
+        let out = try MeshRasterizer.render(screenVertices: sv, faces: [0, 1, 2], attributes: colors, width: 32, height: 24,
+                                            background: [0, 0])
+        #expect(out.image.isFinite && out.depth.isFinite)
+        #expect(out.mask.sum().item == 9 * 32)
+        for j in 15..<24 {
+            let s = (Float(j) + 0.5 - 12) / 20
+            #expect(abs(out.depth[j, 5] - 1 / s) < 1e-4)
+        }
+        let g = grad(of: (out.image * out.image).sum() + out.depth.sum(), wrt: [world, colors])
+        #expect(g[0].isFinite && g[1].isFinite)
+        #expect(g[0].abs().sum().item > 0 && g[1].abs().sum().item > 0)
+    }
+
+    /// Gradients through a face crossing the near plane (one vertex behind the camera, at its
+    /// mirrored screen position) match finite differences.
+    @Test func crossingFaceGradientsMatchFiniteDifferences() throws {
+        let verts: [Float] = [5.4, 2.25, 1.9, 4.07, 4.67, 2.0, 2.29, 2.86, -2.9]
+        let v = Tensor(verts, shape: [3, 3]), faces: [Int32] = [0, 1, 2]
+        #expect(minimumEdgeDistance(verts, faces, width: 8, height: 6) > 0.05)
+        let attributes = Tensor([0.3, -0.7, 0.9, 0.2, -0.4, 0.6] as [Float], shape: [3, 2])
+        let check = try MeshRasterizer.render(screenVertices: v, faces: faces, attributes: attributes, width: 8, height: 6)
+        let covered = check.mask.sum().item
+        #expect(covered > 4 && covered < 48, "covered \(covered)")
+        let result = GradientCheck.check([v, attributes], step: 1e-3, atol: 1e-3, rtol: 1e-2) { xs in
+            let out = try! MeshRasterizer.render(screenVertices: xs[0], faces: faces, attributes: xs[1], width: 8, height: 6)
+            return Tensor.concat([out.image.reshaped([48, 2]), out.depth.reshaped([48, 1])], axis: 1)
+        }
+        #expect(result.passed, "\(result)")
+    }
+
+    /// NaN or infinite vertices and out-of-range face indices are refused by every entry point
+    /// with an error that says what is wrong; nothing returns a NaN image.
+    @Test func everyEntryPointRefusesNonFiniteVerticesAndBadIndices() throws {
+        let good = Tensor([1, 1, 2, 7, 1, 2, 1, 5, 2] as [Float], shape: [3, 3])
+        let attributes = Tensor.ones([3, 1])
+        for bad: Float in [.nan, .infinity, -.infinity] {
+            for k in 0..<9 {
+                var v = good
+                v.withUnsafeMutableBufferPointer { $0[k] = bad }
+                for entry in 0..<3 {
+                    do {
+                        switch entry {
+                        case 0: _ = try MeshRasterizer.rasterize(screenVertices: v, faces: [0, 1, 2], width: 8, height: 6)
+                        case 1: _ = try MeshRasterizer.render(screenVertices: v, faces: [0, 1, 2], attributes: attributes, width: 8, height: 6)
+                        default: _ = try MeshRasterizer.softSilhouette(screenVertices: v, faces: [0, 1, 2], width: 8, height: 6)
+                        }
+                        Issue.record("entry \(entry) accepted \(bad) at \(k)")
+                    } catch let error as TensorError {
+                        #expect("\(error)".contains("NaN or infinity"), "\(error)")
+                    }
+                }
+            }
+        }
+        for faces: [Int32] in [[0, 1, 3], [0, -1, 2], [7, 1, 2]] {
+            for entry in 0..<3 {
+                do {
+                    switch entry {
+                    case 0: _ = try MeshRasterizer.rasterize(screenVertices: good, faces: faces, width: 8, height: 6)
+                    case 1: _ = try MeshRasterizer.render(screenVertices: good, faces: faces, attributes: attributes, width: 8, height: 6)
+                    default: _ = try MeshRasterizer.softSilhouette(screenVertices: good, faces: faces, width: 8, height: 6)
+                    }
+                    Issue.record("entry \(entry) accepted faces \(faces)")
+                } catch let error as TensorError {
+                    #expect("\(error)".contains("outside 0..<3"), "\(error)")
+                }
+            }
+        }
+        let fr = try MeshRasterizer.rasterize(screenVertices: good, faces: [0, 1, 2], width: 8, height: 6)
+        #expect(throws: TensorError.self) { try MeshRasterizer.interpolate(attributes: attributes, fragments: fr, faces: [0, 1, 5]) }
+        // World points: NaN survives the projection and is refused by the rasteriser.
+        let world = Tensor([[Float.nan, 0, 2], [1, 0, 2], [0, 1, 2]])
+        #expect(throws: TensorError.self) {
+            try MeshRasterizer.render(screenVertices: MeshRasterizer.screenVertices(world, camera: camera), faces: [0, 1, 2],
+                                      attributes: attributes, width: 8, height: 6)
+        }
     }
 }
 

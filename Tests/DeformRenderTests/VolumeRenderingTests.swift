@@ -123,6 +123,46 @@ private func randomInputs(rays r: Int, samples s: Int, channels c: Int, seed: UI
             try VolumeRendering.render(densities: sigma, colors: colors, depths: t, deltas: delta, background: Tensor.zeros([2]))
         }
     }
+
+    /// The kernel checks its outputs (and a per-ray probe of σ δ) instead of scanning the inputs
+    /// first; every kind of non-finite input must still be refused and named, including those
+    /// that would give a finite image (σ = +∞ is clamped by exp into an opaque sample; a colour
+    /// behind an opaque sample has weight 0), and finite input that merely overflows the probe
+    /// must not be refused.
+    @Test func nonFiniteInputIsNamedEvenWhereItWouldNotShow() throws {
+        let (sigma, colors, t, delta) = randomInputs(rays: 4, samples: 3, channels: 3, seed: 9)
+        let bg = Tensor([0.5, 0.5, 0.5] as [Float])
+        func poisoned(_ x: Tensor, _ index: Int, _ value: Float) -> Tensor {
+            var y = x
+            y.withUnsafeMutableBufferPointer { $0[index] = value }
+            return y
+        }
+        // An opaque first sample on ray 0, so later colours there have weight 0.
+        let opaque = poisoned(sigma, 0, 1e6)
+        let cases: [(String, Tensor, Tensor, Tensor, Tensor, Tensor)] = [
+            ("densities", poisoned(sigma, 4, .infinity), colors, t, delta, bg),
+            ("densities", poisoned(sigma, 4, -.infinity), colors, t, delta, bg),
+            ("densities", poisoned(sigma, 4, .nan), colors, t, delta, bg),
+            ("colors", opaque, poisoned(colors, 7, .infinity), t, delta, bg),
+            ("colors", opaque, poisoned(colors, 7, .nan), t, delta, bg),
+            ("depths", opaque, colors, poisoned(t, 2, .nan), delta, bg),
+            ("deltas", sigma, colors, t, poisoned(delta, 5, .infinity), bg),
+            ("deltas", poisoned(sigma, 5, 0), colors, t, poisoned(delta, 5, .infinity), bg),
+            ("background", sigma, colors, t, delta, poisoned(bg, 1, .nan)),
+        ]
+        for (name, s, c, d, dl, b) in cases {
+            do {
+                _ = try VolumeRendering.render(densities: s, colors: c, depths: d, deltas: dl, background: b)
+                Issue.record("accepted non-finite \(name)")
+            } catch let error as TensorError {
+                #expect("\(error)".contains(name), "\(error)")
+            }
+        }
+        // σ δ overflows Float but every input is finite: rendered, fully opaque on that sample.
+        let huge = try VolumeRendering.render(densities: poisoned(sigma, 0, 3e38), colors: colors, depths: t,
+                                              deltas: poisoned(delta, 0, 100), background: bg)
+        #expect(abs(huge.opacity[0] - 1) < 1e-6 && huge.color.isFinite)
+    }
 }
 
 @Suite struct RaySamplingTests {
