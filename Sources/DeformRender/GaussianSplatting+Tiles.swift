@@ -148,6 +148,14 @@ private struct TileSplat {
 @inline(__always) private var lanes: Int { 16 }
 @inline(__always) private var tilePixels: Int { 256 }
 
+@inline(__always) private func load4(_ p: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD4<Float> {
+    UnsafeRawPointer(p + i).loadUnaligned(as: SIMD4<Float>.self)
+}
+
+@inline(__always) private func store4(_ p: UnsafeMutablePointer<Float>, _ i: Int, _ v: SIMD4<Float>) {
+    UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: SIMD4<Float>.self)
+}
+
 enum TileCompositor {
     /// Front-to-back compositing of every tile. Writes colour `[H, W, 3]` (background added), the
     /// accumulated depth `Σ w z`, the opacity `1 - T`, and, for the backward, each pixel's final
@@ -277,11 +285,10 @@ enum TileCompositor {
                 let x0 = (tile % bins.tilesX) * lanes, y0 = (tile / bins.tilesX) * lanes
                 let rows = Swift.min(lanes, height - y0), cols = Swift.min(lanes, width - x0)
                 let pixels = tilePixels
-                let state = UnsafeMutablePointer<Float>.allocate(capacity: 7 * pixels + 10 * lanes)
+                let state = UnsafeMutablePointer<Float>.allocate(capacity: 7 * pixels)
                 defer { state.deallocate() }
                 let T = state, gR = state + pixels, gG = state + 2 * pixels, gB = state + 3 * pixels
                 let gD = state + 4 * pixels, rest = state + 5 * pixels, stop = state + 6 * pixels
-                let acc = state + 7 * pixels                     // ten per-lane gradient sums
                 var last = 0
                 // The furthest stop position in each row: rows whose pixels all stopped before a
                 // Gaussian skip it, as they did in the forward.
@@ -306,60 +313,56 @@ enum TileCompositor {
                 while k >= 0 {
                     let s = list[k]
                     if s.rowLow <= s.rowHigh {
-                        acc.initialize(repeating: 0, count: 10 * lanes)
-                        let kk = Float(k)
+                        // Four lanes at a time with explicit SIMD4 vectors, so the ten gradient
+                        // sums stay in registers across the rows (lane ranges are whole groups of
+                        // four).
+                        let zero = SIMD4<Float>.zero
+                        var sU = zero, sV = zero, sA = zero, sB = zero, sC = zero, sO = zero
+                        var sR = zero, sG = zero, sBl = zero, sZ = zero
+                        let kk = SIMD4<Float>(repeating: Float(k))
+                        let laneStep = SIMD4<Float>(0, 1, 2, 3)
                         let px0 = Float(x0) + 0.5 - s.u
                         for row in s.rowLow...s.rowHigh where rowLast[row] > k {
                             let dy = Float(y0 + row) + 0.5 - s.v
                             let ty = s.b * dy, cy = 0.5 * s.c * dy * dy
                             let base = row &* lanes
                             let (lo, hi) = s.lanes(dy: dy, x0: Float(x0))
-                            for lane in lo..<(hi + 1) {
-                                let i = base &+ lane
-                                let dx = px0 + Float(lane)
+                            var group = lo
+                            while group <= hi {
+                                let i = base &+ group
+                                let dx = laneStep + (px0 + Float(group))
                                 let power = dx * (0.5 * s.a * dx + ty) + cy
                                 let gauss = VectorMath.exp(-power)
                                 let raw = s.opacity * gauss
-                                let al = Swift.min(maxAlpha, raw)
-                                let valid: Float = stop[i] > kk ? (al >= minAlpha ? 1 : 0) : 0
+                                let al = pointwiseMin(raw, SIMD4(repeating: maxAlpha))
+                                let valid = (load4(stop, i) .> kk) .& (al .>= minAlpha)
                                 let inverse = 1 / (1 - al)
-                                let t = T[i]
+                                let t = load4(T, i)
                                 let tk = t * inverse
-                                let w = valid * al * tk
-                                let value = gR[i] * s.red + gG[i] * s.green + gB[i] * s.blue + gD[i] * s.z
-                                let r = rest[i]
-                                let gAl = valid * (value * tk - r * inverse)
-                                rest[i] = r + value * w
-                                T[i] = valid > 0 ? tk : t
-                                acc[6 &* lanes &+ lane] += gR[i] * w
-                                acc[7 &* lanes &+ lane] += gG[i] * w
-                                acc[8 &* lanes &+ lane] += gB[i] * w
-                                acc[9 &* lanes &+ lane] += gD[i] * w
+                                let w = zero.replacing(with: al * tk, where: valid)
+                                let r0 = load4(gR, i), g0 = load4(gG, i), b0 = load4(gB, i), d0 = load4(gD, i)
+                                let value = r0 * s.red + g0 * s.green + b0 * s.blue + d0 * s.z
+                                let rest0 = load4(rest, i)
+                                let gAl = zero.replacing(with: value * tk - rest0 * inverse, where: valid)
+                                store4(rest, i, rest0 + value * w)
+                                store4(T, i, t.replacing(with: tk, where: valid))
+                                sR += r0 * w; sG += g0 * w; sBl += b0 * w; sZ += d0 * w
                                 // α = o·G unless clamped at maxAlpha.
-                                let live = raw > maxAlpha ? 0 : gAl
-                                acc[5 &* lanes &+ lane] += live * gauss
+                                let live = gAl.replacing(with: 0, where: raw .> maxAlpha)
+                                sO += live * gauss
                                 let gPower = -live * raw
-                                acc[2 &* lanes &+ lane] += 0.5 * dx * dx * gPower
-                                acc[3 &* lanes &+ lane] += dx * dy * gPower
-                                acc[4 &* lanes &+ lane] += 0.5 * dy * dy * gPower
+                                sA += 0.5 * dx * dx * gPower
+                                sB += dx * dy * gPower
+                                sC += 0.5 * dy * dy * gPower
                                 // ∂power/∂u = -(a dx + b dy), ∂power/∂v = -(b dx + c dy).
-                                acc[lane] -= gPower * (s.a * dx + ty)
-                                acc[lanes &+ lane] -= gPower * (s.b * dx + s.c * dy)
+                                sU -= gPower * (s.a * dx + ty)
+                                sV -= gPower * (s.b * dx + s.c * dy)
+                                group &+= 4
                             }
                         }
-                        // Lane sums as four 4-wide adds and one horizontal sum (a scalar chain
-                        // of sixteen dependent adds per quantity cost about as much as the row
-                        // loops of small splats).
                         let slot = out + 10 * k
-                        let quads = UnsafeRawPointer(acc)
-                        for q in 0..<10 {
-                            let base = 64 * q
-                            let v = quads.loadUnaligned(fromByteOffset: base, as: SIMD4<Float>.self)
-                                + quads.loadUnaligned(fromByteOffset: base + 16, as: SIMD4<Float>.self)
-                                + quads.loadUnaligned(fromByteOffset: base + 32, as: SIMD4<Float>.self)
-                                + quads.loadUnaligned(fromByteOffset: base + 48, as: SIMD4<Float>.self)
-                            slot[q] = (v[0] + v[1]) + (v[2] + v[3])
-                        }
+                        slot[0] = sU.sum(); slot[1] = sV.sum(); slot[2] = sA.sum(); slot[3] = sB.sum(); slot[4] = sC.sum()
+                        slot[5] = sO.sum(); slot[6] = sR.sum(); slot[7] = sG.sum(); slot[8] = sBl.sum(); slot[9] = sZ.sum()
                     }
                     k -= 1
                 }

@@ -36,23 +36,23 @@ public enum VectorMath {
 }
 
 extension VectorMath {
-    /// ``exp(_:)-(Float)`` on sixteen lanes at once (the same range reduction, polynomial and
+    /// ``exp(_:)-(Float)`` on four lanes at once (the same range reduction, polynomial and
     /// clamping), for kernels written with explicit SIMD vectors.
     @inlinable @inline(__always)
-    public static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let clamped = pointwiseMax(pointwiseMin(x, SIMD16(repeating: 88)), SIMD16(repeating: -87))
+    public static func exp(_ x: SIMD4<Float>) -> SIMD4<Float> {
+        let clamped = pointwiseMax(pointwiseMin(x, SIMD4(repeating: 88)), SIMD4(repeating: -87))
         let magic: Float = 12582912
         let shifted = clamped * 1.442695040888963 + magic
         let n = shifted - magic
         let r = clamped - n * 0.693145751953125 - n * 1.428606765330187e-6
-        var p = SIMD16<Float>(repeating: 1.0 / 720)
+        var p = SIMD4<Float>(repeating: 1.0 / 720)
         p = p * r + 1.0 / 120
         p = p * r + 1.0 / 24
         p = p * r + 1.0 / 6
         p = p * r + 0.5
         p = p * r + 1
         p = p * r + 1
-        let k = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- Int32(bitPattern: magic.bitPattern)
-        return p * unsafeBitCast((k &+ 127) &<< 23, to: SIMD16<Float>.self)
+        let k = unsafeBitCast(shifted, to: SIMD4<Int32>.self) &- Int32(bitPattern: magic.bitPattern)
+        return p * unsafeBitCast((k &+ 127) &<< 23, to: SIMD4<Float>.self)
     }
 }
