@@ -121,53 +121,82 @@ public struct SolidTexture: Codable, Sendable, Equatable {
 
     // MARK: - Albedo
 
+    /// Weight of a feature of `frequency` cycles per cell seen with a footprint of `w` cells per
+    /// pixel: 1 up to a quarter cycle per pixel, fading to 0 at half a cycle per pixel (Nyquist).
+    @inline(__always) static func fade(_ frequency: Float, _ w: Float) -> Float { smoothstep(0.5, 0.25, frequency * w) }
+
+    /// A square wave of period 1, +1 on [0, 0.5) and -1 on [0.5, 1), with its steps smoothed over
+    /// ±e (continuous at every step, including the wrap at 1).
+    @inline(__always) static func square(_ x: Float, _ e: Float) -> Float {
+        let t = fract(x)
+        return 2 * (smoothstep(-e, e, t) - smoothstep(0.5 - e, 0.5 + e, t) + smoothstep(1 - e, 1 + e, t)) - 1
+    }
+
     /// The albedo at `p` (the surface's own frame), linear RGB clamped to [0, 1].
-    public func color(at p: SIMD3<Float>) -> SIMD3<Float> {
+    ///
+    /// `footprint` is the world size of one image pixel at the surface (depth / focal length).
+    /// Features finer than the pixel fade to their mean and edges are smoothed over about half a
+    /// pixel, the way procedural shaders band-limit themselves: detail below the pixel grid would
+    /// alias differently in the two views of a stereo pair (whose samples land on different
+    /// surface points) and no method could match it. Both views of a rectified pair see a point at
+    /// the same depth, so they evaluate the same band-limited texture.
+    public func color(at p: SIMD3<Float>, footprint: Float = 0) -> SIMD3<Float> {
         let q = p * scale
+        let w = footprint * scale
+        let edge = Swift.min(0.25, Swift.max(0.01, 0.5 * w))
         let s = seed
         let c0 = color0, c1 = color1, c2 = color2
+        typealias T = SolidTexture
         var c: SIMD3<Float>
         switch pattern {
         case .marble:
-            let warp = 3 * SolidTexture.fbm(q * 0.8, s)
+            let warp = 3 * T.fbm(q * 0.8, s)
             let v = 0.5 + 0.5 * Foundation.sin(2.4 * (q.x + 0.6 * q.y + 0.3 * q.z) + warp)
-            c = SolidTexture.mix(c0, c1, v * v)
+            // The mean of v² over a cycle is 3/8.
+            c = T.mix(T.mix(c0, c1, 0.375), T.mix(c0, c1, v * v), T.fade(1.2, w))
         case .checker:
             let cell = q.rounded(.down)
-            let parity = (Int(cell.x) + Int(cell.y) + Int(cell.z)) & 1
-            let tone = 1 + 0.15 * SolidTexture.lattice(Int32(cell.x), Int32(cell.y), Int32(cell.z), s &+ 1)
-            c = (parity == 0 ? c0 : c1) * tone
+            let v = T.square(q.x, edge) * T.square(q.y, edge) * T.square(q.z, edge)
+            let tone = 1 + 0.15 * T.fade(1, w) * T.lattice(Int32(cell.x), Int32(cell.y), Int32(cell.z), s &+ 1)
+            c = T.mix(T.mix(c0, c1, 0.5), T.mix(c0, c1, 0.5 - 0.5 * v), T.fade(0.5, w)) * tone
         case .stripes:
-            let v = SolidTexture.fract(q.y + 0.35 * SolidTexture.fbm(q * 0.7, s))
-            c = SolidTexture.mix(c0, c1, SolidTexture.smoothstep(0.4, 0.5, v) * SolidTexture.smoothstep(1.0, 0.9, v))
+            let v = q.y + 0.35 * T.fbm(q * 0.7, s)
+            c = T.mix(T.mix(c0, c1, 0.5), T.mix(c0, c1, 0.5 + 0.5 * T.square(v, edge)), T.fade(1, w))
         case .dots:
             let cell = q.rounded(.down)
             let ix = Int32(cell.x), iy = Int32(cell.y), iz = Int32(cell.z)
-            let centre = cell + 0.5 + 0.25 * SIMD3(SolidTexture.lattice(ix, iy, iz, s &+ 2), SolidTexture.lattice(ix, iy, iz, s &+ 3),
-                                                   SolidTexture.lattice(ix, iy, iz, s &+ 4))
+            let centre = cell + 0.5 + 0.25 * SIMD3(T.lattice(ix, iy, iz, s &+ 2), T.lattice(ix, iy, iz, s &+ 3),
+                                                   T.lattice(ix, iy, iz, s &+ 4))
             let d = ((q - centre) * (q - centre)).sum().squareRoot()
-            let radius = 0.22 + 0.08 * SolidTexture.lattice(ix, iy, iz, s &+ 5)
-            c = SolidTexture.mix(SolidTexture.mix(c0, c1, 0.5 + 0.5 * SolidTexture.noise(q * 1.3, s)), c2,
-                                 SolidTexture.smoothstep(radius + 0.05, radius - 0.05, d))
+            let radius = 0.22 + 0.08 * T.lattice(ix, iy, iz, s &+ 5)
+            let e = Swift.max(0.05, edge)
+            let base = T.mix(c0, c1, 0.5 + 0.5 * T.fade(1.3, w) * T.noise(q * 1.3, s))
+            c = T.mix(base, c2, T.fade(1, w) * T.smoothstep(radius + e, radius - e, d))
         case .bricks:
+            // Bricks one cell long and half a cell high, in running bond, with mortar joints.
             let row = (q.y * 2).rounded(.down)
             let u = q.x + (Int(row) & 1 == 0 ? 0 : 0.5)
             let brick = u.rounded(.down)
             let fu = u - brick, fv = q.y * 2 - row
-            let joint = Swift.min(Swift.min(fu, 1 - fu) * 1, Swift.min(fv, 1 - fv) * 0.5)
-            let tone = 0.5 + 0.5 * SolidTexture.lattice(Int32(brick), Int32(row), 0, s &+ 6)
-            let face = SolidTexture.mix(c0, c1, tone * 0.7)
-            c = SolidTexture.mix(c2, face, SolidTexture.smoothstep(0.02, 0.045, joint))
+            let joint = Swift.min(Swift.min(fu, 1 - fu), 0.5 * Swift.min(fv, 1 - fv))
+            let tone = 0.5 + 0.5 * T.fade(1, w) * T.lattice(Int32(brick), Int32(row), 0, s &+ 6)
+            let face = T.mix(c0, c1, tone * 0.7)
+            c = T.mix(c2, face, T.smoothstep(0.035 - edge, 0.035 + edge, joint))
         case .tiles:
-            let fx = SolidTexture.fract(q.x), fz = SolidTexture.fract(q.z)
+            let fx = T.fract(q.x), fz = T.fract(q.z)
             let joint = Swift.min(Swift.min(fx, 1 - fx), Swift.min(fz, 1 - fz))
-            let tone = 0.5 + 0.5 * SolidTexture.lattice(Int32(q.x.rounded(.down)), 0, Int32(q.z.rounded(.down)), s &+ 7)
-            var face = SolidTexture.mix(c0, c1, tone)
-            face *= 1 - 0.25 * SolidTexture.smoothstep(0.1, 0.6, SolidTexture.fbm(q * 0.45, s &+ 8))
-            c = SolidTexture.mix(c2, face, SolidTexture.smoothstep(0.025, 0.05, joint))
+            let tone = 0.5 + 0.5 * T.fade(1, w) * T.lattice(Int32(q.x.rounded(.down)), 0, Int32(q.z.rounded(.down)), s &+ 7)
+            var face = T.mix(c0, c1, tone)
+            face *= 1 - 0.25 * T.smoothstep(0.1, 0.6, T.fbm(q * 0.45, s &+ 8))
+            c = T.mix(c2, face, T.smoothstep(0.04 - edge, 0.04 + edge, joint))
         }
-        // Fine grain on every pattern: two octaves well below the cell size.
-        c *= 1 + 0.12 * SolidTexture.noise(q * 6.1, s &+ 9) + 0.06 * SolidTexture.noise(q * 13.7, s &+ 10)
+        // On every pattern: a mottle larger than the cells and grain finer than them, each octave
+        // only where the pixels resolve it, so there is detail to match at every distance.
+        var grain: Float = 1 + 0.2 * T.fade(0.7, w) * T.fbm(q * 0.35 + 3.1, s &+ 11)
+        let g1 = T.fade(2.9, w), g2 = T.fade(6.1, w)
+        if g1 > 0 { grain += 0.12 * g1 * T.noise(q * 2.9, s &+ 9) }
+        if g2 > 0 { grain += 0.08 * g2 * T.noise(q * 6.1, s &+ 10) }
+        c *= grain
         return SIMD3(Swift.min(Swift.max(c.x, 0), 1), Swift.min(Swift.max(c.y, 0), 1), Swift.min(Swift.max(c.z, 0), 1))
     }
 }

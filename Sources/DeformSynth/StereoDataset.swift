@@ -237,7 +237,7 @@ extension StereoScenes {
 
         \(config.count) stereo clips of \(config.frames) frames, \(config.size)x\(config.size) pixels per view, of dynamic
         scenes: a textured room (ground and back wall) with \(config.objects[0])-\(config.objects[1]) textured boxes and
-        ellipsoids that slide, bounce and spin, filmed by a slowly moving stereo rig. As in web stereo videos, every clip
+        ellipsoids that slide to and fro, bounce and spin, filmed by a slowly swaying stereo rig. As in web stereo videos, every clip
         has its own focal length, baseline and disparity offset; they are written down here for evaluation, a method
         is not meant to see them. Generator version `\(StereoSceneConfig.generatorVersion)`, seed \(config.seed). The same
         seed and version give byte-identical files. Clip i depends only on the seed and i.
@@ -246,7 +246,7 @@ extension StereoScenes {
 
         - `scene.json`: the generator version, the seed and every parameter; the camera conventions; per clip its
           folder, focal length (pixels), baseline, offset, convergence distance (where the disparity is 0, for a
-          negative offset), rig pose and motion, light, and every object with its texture and motion; the arrays of
+          negative offset), rig pose and motion (`camera_path`), light, and every object with its texture and motion; the arrays of
           the `.npz` files.
         - `preview.png`: a contact sheet, one row per clip (at most 4): left and right view of the first frame, its
           disparity (near is bright, over the valid pixels) and mask, then the left view and disparity of the last frame.
@@ -274,7 +274,8 @@ extension StereoScenes {
         Ranges per clip: horizontal field of view \(fov[0])-\(fov[1])° (f = W / (2 tan(fov / 2))), baseline
         \(b[0])-\(b[1]), offset \(o[0])-\(o[1]) times the width, rig yaw ±\(config.maxRigYaw)°, pitch down
         0-\(config.maxRigPitch)°, rig speed up to \(config.maxCameraSpeed) per frame, object speed up to
-        \(config.maxObjectSpeed) per frame, spin up to \(config.maxSpin)° per frame.
+        \(config.maxObjectSpeed) per frame (both sway back and forth along a line, so clips of any length stay in
+        the room), spin up to \(config.maxSpin)° per frame.
 
         Back-projection: a left pixel (u, v) with depth Z is the left-camera point Z K_left⁻¹ (u, v, 1) (pixel centres on
         integers), the world point R (that) + C with `pose_left` = [R | C].

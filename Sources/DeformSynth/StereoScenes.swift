@@ -36,10 +36,12 @@ public struct StereoSceneConfig: Codable, Sendable, Equatable {
     /// The rig turns by a yaw in ±maxRigYaw and looks down by a pitch in [0, maxRigPitch], degrees.
     public var maxRigYaw: Float = 12
     public var maxRigPitch: Float = 10
-    /// Largest camera speed, world units per frame (the rig translates along a straight line).
-    public var maxCameraSpeed: Float = 0.03
-    /// Largest object speed over the ground, world units per frame.
-    public var maxObjectSpeed: Float = 0.06
+    /// Largest camera speed, world units per frame (the rig sways back and forth along a line,
+    /// mostly sideways, so clips of any length stay inside the room).
+    public var maxCameraSpeed: Float = 0.04
+    /// Largest object speed over the ground, world units per frame (objects sway back and forth
+    /// along a line too).
+    public var maxObjectSpeed: Float = 0.1
     /// Largest object spin, degrees per frame.
     public var maxSpin: Float = 8
     /// Ambient and diffuse coefficients of the Lambertian shading.
@@ -74,10 +76,8 @@ public struct StereoSceneConfig: Codable, Sendable, Equatable {
         try range("cameraHeight", cameraHeight, 0.2, 5)
         try check(maxRigYaw >= 0 && maxRigYaw <= 30, "maxRigYaw must be in [0, 30] degrees, got \(maxRigYaw)")
         try check(maxRigPitch >= 0 && maxRigPitch <= 30, "maxRigPitch must be in [0, 30] degrees, got \(maxRigPitch)")
-        try check(maxCameraSpeed >= 0 && maxCameraSpeed * Float(frames) <= 1.5,
-                  "maxCameraSpeed must be non-negative and move the rig at most 1.5 units over the clip, got \(maxCameraSpeed) x \(frames) frames")
-        try check(maxObjectSpeed >= 0 && maxObjectSpeed * Float(frames) <= 3,
-                  "maxObjectSpeed must be non-negative and move an object at most 3 units over the clip, got \(maxObjectSpeed) x \(frames) frames")
+        try check(maxCameraSpeed >= 0 && maxCameraSpeed <= 0.2, "maxCameraSpeed must be in [0, 0.2] units per frame, got \(maxCameraSpeed)")
+        try check(maxObjectSpeed >= 0 && maxObjectSpeed <= 0.5, "maxObjectSpeed must be in [0, 0.5] units per frame, got \(maxObjectSpeed)")
         try check(maxSpin >= 0 && maxSpin <= 45, "maxSpin must be in [0, 45] degrees per frame, got \(maxSpin)")
         try range("ambient", ambient, 0, 1)
         try range("diffuse", diffuse, 0, 1)
@@ -115,6 +115,26 @@ public struct Matrix3: Codable, Sendable, Equatable {
     public func column(_ i: Int) -> SIMD3<Float> { SIMD3(rows[0][i], rows[1][i], rows[2][i]) }
 }
 
+/// A back-and-forth motion along a line: the offset `direction · amplitude · sin(2π t / period + phase)`
+/// at frame time t, whose peak speed is `2π amplitude / period` per frame.
+public struct Sway: Codable, Sendable, Equatable {
+    /// Unit direction of the motion (world).
+    public var direction: SIMD3<Float>
+    public var amplitude: Float
+    /// Frames per cycle.
+    public var period: Float
+    /// Radians.
+    public var phase: Float
+
+    public static let none = Sway(direction: SIMD3(1, 0, 0), amplitude: 0, period: 1, phase: 0)
+
+    public func offset(at t: Float) -> SIMD3<Float> {
+        direction * (amplitude * Foundation.sin(2 * Float.pi * t / period + phase))
+    }
+    /// The largest speed, world units per frame.
+    public var peakSpeed: Float { 2 * Float.pi * amplitude / period }
+}
+
 /// One moving object of a clip: a box or an ellipsoid with a solid texture, translating over the
 /// ground (and possibly bouncing) while it spins.
 public struct StereoObject: Codable, Sendable, Equatable {
@@ -122,10 +142,10 @@ public struct StereoObject: Codable, Sendable, Equatable {
     public var kind: Kind
     /// Half extents of the box, or the ellipsoid's radii, along the object's own axes.
     public var halfExtents: SIMD3<Float>
-    /// Centre at frame 0 (world).
+    /// Centre of the object's path (world), resting height.
     public var position: SIMD3<Float>
-    /// Velocity, world units per frame.
-    public var velocity: SIMD3<Float>
+    /// Back-and-forth motion over the ground about `position`.
+    public var path: Sway
     /// The centre rises by `bounceHeight |sin(π t / bouncePeriod + bouncePhase)|` (world -y is up).
     public var bounceHeight: Float
     public var bouncePeriod: Float
@@ -141,7 +161,7 @@ public struct StereoObject: Codable, Sendable, Equatable {
     /// Centre at frame time `t`.
     public func center(at t: Float) -> SIMD3<Float> {
         let lift = bounceHeight * Swift.abs(Foundation.sin(Float.pi * t / bouncePeriod + bouncePhase))
-        return position + velocity * t - SIMD3(0, lift, 0)
+        return position + path.offset(at: t) - SIMD3(0, lift, 0)
     }
 }
 
@@ -160,8 +180,8 @@ public struct StereoClipParameters: Codable, Sendable, Equatable {
     /// Rig yaw (about world y) and downward pitch, degrees.
     public var rigYaw: Float
     public var rigPitch: Float
-    /// The left camera's centre moves from the origin with this velocity, world units per frame.
-    public var cameraVelocity: SIMD3<Float>
+    /// The left camera's centre sways about the world origin.
+    public var cameraPath: Sway
     /// The ground is the plane y = cameraHeight (world y points down); the back wall is z = wallDistance.
     public var cameraHeight: Float
     public var wallDistance: Float
@@ -182,7 +202,7 @@ public struct StereoClipParameters: Codable, Sendable, Equatable {
         return Matrix3(axis: SIMD3(0, 1, 0), angle: yaw) * Matrix3(axis: SIMD3(1, 0, 0), angle: -pitch)
     }
     /// Centre of the left camera at frame time `t`.
-    public func leftCenter(at t: Float) -> SIMD3<Float> { cameraVelocity * t }
+    public func leftCenter(at t: Float) -> SIMD3<Float> { cameraPath.offset(at: t) }
     /// Centre of the right camera at frame time `t`: `baseline` along the rig's x axis.
     public func rightCenter(at t: Float) -> SIMD3<Float> { leftCenter(at: t) + baseline * rotation.column(0) }
 }
@@ -236,10 +256,14 @@ public enum StereoScenes {
         let pitch = rng.uniform(0, 1) * config.maxRigPitch
         let height = rng.uniform(config.cameraHeight[0], config.cameraHeight[1])
         let wall = rng.uniform(config.wallDistance[0], config.wallDistance[1])
-        // Mostly sideways rig motion (a dolly), a little forward or back, none vertical.
+        // Mostly sideways rig motion (a dolly), a little forward or back, none vertical; at most
+        // 0.4 units either way.
         let speed = rng.uniform(0, 1) * config.maxCameraSpeed
-        let heading = rng.uniform(-0.2, 0.2) * .pi + (rng.int(2) == 0 ? 0 : .pi)
-        let cameraVelocity = SIMD3<Float>(speed * Foundation.cos(heading), 0, speed * Foundation.sin(heading))
+        let heading = rng.uniform(-0.2, 0.2) * .pi
+        let cameraPeriod = rng.uniform(24, 60)
+        let cameraPath = Sway(direction: SIMD3(Foundation.cos(heading), 0, Foundation.sin(heading)),
+                              amplitude: Swift.min(0.4, speed * cameraPeriod / (2 * .pi)), period: cameraPeriod,
+                              phase: rng.uniform(0, 2 * .pi))
         let ambient = rng.uniform(config.ambient[0], config.ambient[1]), diffuse = rng.uniform(config.diffuse[0], config.diffuse[1])
         var light = SIMD3<Float>(rng.uniform(-1, 1), -rng.uniform(0.6, 1.5), -rng.uniform(0.2, 1))
         light /= (light * light).sum().squareRoot()
@@ -248,7 +272,7 @@ public enum StereoScenes {
         let wallTexture = SolidTexture(pattern: rng.int(3) == 0 ? .stripes : .bricks, scale: rng.uniform(1.5, 3), draw: &rng)
 
         var params = StereoClipParameters(index: index, fieldOfView: fov, focal: focal, baseline: baseline, offset: offset,
-                                          rigYaw: yaw, rigPitch: pitch, cameraVelocity: cameraVelocity, cameraHeight: height,
+                                          rigYaw: yaw, rigPitch: pitch, cameraPath: cameraPath, cameraHeight: height,
                                           wallDistance: wall, ambient: ambient, diffuse: diffuse, light: light, background: background,
                                           ground: ground, wall: wallTexture, objects: [])
         let rotation = params.rotation
@@ -257,7 +281,6 @@ public enum StereoScenes {
         let flatForward = normalize(SIMD3(forward.x, 0, forward.z)), flatRight = normalize(SIMD3(right.x, 0, right.z))
         let halfView = Foundation.tan(fov * .pi / 360)
         let count = config.objects[0] + rng.int(config.objects[1] - config.objects[0] + 1)
-        let frames = Float(config.frames)
         let patterns: [SolidTexture.Pattern] = [.marble, .checker, .stripes, .dots]
         for _ in 0..<count {
             let kind: StereoObject.Kind = rng.int(2) == 0 ? .box : .ellipsoid
@@ -279,17 +302,21 @@ public enum StereoScenes {
             position.y = height - (tumbles ? radius : half.y) - (floating ? rng.uniform(0.2, 0.8) : 0)
             let objectSpeed = rng.uniform(0.3, 1) * config.maxObjectSpeed
             let angle = rng.uniform(0, 2 * .pi)
-            var velocity = SIMD3<Float>(objectSpeed * Foundation.cos(angle), 0, objectSpeed * Foundation.sin(angle))
-            // Keep the object at least 1.5 units in front of the rig's start and behind the wall.
-            let end = position + velocity * frames
-            if (end * flatForward).sum() < 1.5 || end.z > wall - radius - 0.2 { velocity = -velocity }
+            let direction = SIMD3<Float>(Foundation.cos(angle), 0, Foundation.sin(angle))
+            let period = rng.uniform(16, 48)
+            // Keep the whole path at least 1.5 units in front of the rig's origin and off the wall.
+            var amplitude = Swift.min(1.5, objectSpeed * period / (2 * .pi))
+            let towards = Swift.abs((direction * flatForward).sum()), depthward = Swift.abs(direction.z)
+            if towards > 1e-6 { amplitude = Swift.min(amplitude, Swift.max(0, ((position * flatForward).sum() - 1.5) / towards)) }
+            if depthward > 1e-6 { amplitude = Swift.min(amplitude, Swift.max(0, (wall - radius - 0.2 - position.z) / depthward)) }
+            let path = Sway(direction: direction, amplitude: amplitude, period: period, phase: rng.uniform(0, 2 * .pi))
             let bounce = floating || rng.int(3) != 0 ? Float(0) : rng.uniform(0.1, 0.4)
             // Resting boxes turn about the vertical only (so they stay on the ground); others tumble.
             var axis = SIMD3<Float>(0, 1, 0)
             if tumbles { axis = normalize(SIMD3(rng.normal(), rng.normal(), rng.normal()) + SIMD3(0, 1e-3, 0)) }
             let spinRate = rng.uniform(-1, 1) * config.maxSpin * .pi / 180
             let texture = SolidTexture(pattern: patterns[rng.int(patterns.count)], scale: rng.uniform(4, 9), draw: &rng)
-            params.objects.append(StereoObject(kind: kind, halfExtents: half, position: position, velocity: velocity,
+            params.objects.append(StereoObject(kind: kind, halfExtents: half, position: position, path: path,
                                                bounceHeight: bounce, bouncePeriod: rng.uniform(4, 10), bouncePhase: rng.uniform(0, .pi),
                                                spinAxis: axis, spinStart: rng.uniform(0, 2 * .pi), spinRate: spinRate, texture: texture))
         }
@@ -451,7 +478,7 @@ public enum StereoScenes {
         let n = config.size, ss = config.supersampling, big = n * ss
         let textures = [p.ground, p.wall] + p.objects.map(\.texture)
         var image = [Float](repeating: 0, count: 3 * n * n)
-        let inv = 1 / Float(ss * ss)
+        let inv = 1 / Float(ss * ss), inverseFocal = 1 / p.focal
         textures.withUnsafeBufferPointer { textures in
         m.surface.withUnsafeBufferPointer { surfaces in
         for j in 0..<n {
@@ -464,7 +491,9 @@ public enum StereoScenes {
                         guard face >= 0 else { sum += p.background; continue }
                         let a = raster.attributes + FrameMesh.channels * q
                         let normal = normalize(SIMD3(a[3], a[4], a[5]))
-                        let albedo = textures[Int(surfaces[Int(face)])].color(at: SIMD3(a[0], a[1], a[2]))
+                        // The pixel's footprint from the depth alone: the same in both views of the pair.
+                        let albedo = textures[Int(surfaces[Int(face)])].color(at: SIMD3(a[0], a[1], a[2]),
+                                                                              footprint: raster.depth[q] * inverseFocal)
                         let shade = p.ambient + p.diffuse * Swift.max(0, (normal * p.light).sum())
                         let c = albedo * shade
                         sum += SIMD3(Swift.min(c.x, 1), Swift.min(c.y, 1), Swift.min(c.z, 1))
