@@ -262,6 +262,33 @@ func percentile(_ values: [Float], _ q: Float) -> Float {
         for array in StereoScenes.arrayDescriptions { #expect(readme.contains("`\(array.name)`")) }
     }
 
+    /// The value noise equals trilinear interpolation of the lattice hashes, written out.
+    @Test func noiseMatchesItsReference() {
+        var rng = SynthRandom(seed: 3, stream: 9)
+        for _ in 0..<500 {
+            let p = SIMD3<Float>(rng.uniform(-40, 40), rng.uniform(-40, 40), rng.uniform(-40, 40))
+            let seed = UInt32(rng.int(1 << 20))
+            let f = SIMD3<Float>(p.x.rounded(.down), p.y.rounded(.down), p.z.rounded(.down))
+            let i = Int32(f.x), j = Int32(f.y), k = Int32(f.z)
+            func w(_ x: Float) -> Float { x * x * (3 - 2 * x) }
+            let (tx, ty, tz) = (w(p.x - f.x), w(p.y - f.y), w(p.z - f.z))
+            func c(_ a: Int32, _ b: Int32, _ d: Int32) -> Float { SolidTexture.lattice(i + a, j + b, k + d, seed) }
+            var reference: Float = 0
+            for dz in Int32(0)...1 {
+                for dy in Int32(0)...1 {
+                    for dx in Int32(0)...1 {
+                        reference += (dx == 1 ? tx : 1 - tx) * (dy == 1 ? ty : 1 - ty) * (dz == 1 ? tz : 1 - tz) * c(dx, dy, dz)
+                    }
+                }
+            }
+            let fast = SolidTexture.noise(p, seed)
+            #expect(abs(fast - reference) < 1e-5, "noise at \(p): \(fast) vs \(reference)")
+            #expect(abs(fast) <= 1)
+        }
+        // At lattice points the noise is the lattice value.
+        #expect(SolidTexture.noise(SIMD3(3, -2, 5), 17) == SolidTexture.lattice(3, -2, 5, 17))
+    }
+
     @Test func badInputIsRefusedWithClearErrors() throws {
         #expect(try SynthFamily.named("stereo") == .stereo)
         for (count, frames, size) in [(0, 4, 32), (-2, 4, 32), (2, 0, 32), (2, -1, 32), (2, 4, 0), (2, 4, -5)] {
