@@ -271,9 +271,11 @@ extension StereoScenes {
         so the right image sampled at (u - d, v) reproduces the left one wherever `mask` is 1. WSVD writes the same
         relation as q = (d - d_min) / (f b) for the inverse depth q.
 
-        Ranges per clip: horizontal field of view \(fov[0])-\(fov[1])° (f = W / (2 tan(fov / 2))), baseline
-        \(b[0])-\(b[1]), offset \(o[0])-\(o[1]) times the width, rig yaw ±\(config.maxRigYaw)°, pitch down
-        0-\(config.maxRigPitch)°, rig speed up to \(config.maxCameraSpeed) per frame, object speed up to
+        World units are roughly metres: objects 0.3-0.9 across, the back wall \(config.wallDistance[0]) to
+        \(config.wallDistance[1]) away, the cameras \(config.cameraHeight[0]) to \(config.cameraHeight[1]) above the ground.
+        Ranges per clip: horizontal field of view \(fov[0]) to \(fov[1])° (f = W / (2 tan(fov / 2))), baseline
+        \(b[0]) to \(b[1]), offset \(o[0]) to \(o[1]) times the width, rig yaw ±\(config.maxRigYaw)°, pitch down
+        0 to \(config.maxRigPitch)°, rig speed up to \(config.maxCameraSpeed) per frame, object speed up to
         \(config.maxObjectSpeed) per frame (both sway back and forth along a line, so clips of any length stay in
         the room), spin up to \(config.maxSpin)° per frame.
 

@@ -86,12 +86,12 @@ public struct StereoSceneConfig: Codable, Sendable, Equatable {
     }
 }
 
-/// A row-major 3×3 matrix for the rig and object poses.
-public struct Matrix3: Codable, Sendable, Equatable {
+/// A rotation as a row-major 3×3 matrix, for the rig and object poses of the generators.
+public struct SynthRotation: Codable, Sendable, Equatable {
     public var rows: [SIMD3<Float>]
 
     public init(rows: [SIMD3<Float>]) { self.rows = rows }
-    public static let identity = Matrix3(rows: [SIMD3(1, 0, 0), SIMD3(0, 1, 0), SIMD3(0, 0, 1)])
+    public static let identity = SynthRotation(rows: [SIMD3(1, 0, 0), SIMD3(0, 1, 0), SIMD3(0, 0, 1)])
 
     /// Rotation by `angle` radians about the unit `axis` (Rodrigues).
     public init(axis a: SIMD3<Float>, angle: Float) {
@@ -104,12 +104,12 @@ public struct Matrix3: Codable, Sendable, Equatable {
     @inline(__always) public func apply(_ v: SIMD3<Float>) -> SIMD3<Float> {
         SIMD3((rows[0] * v).sum(), (rows[1] * v).sum(), (rows[2] * v).sum())
     }
-    public var transposed: Matrix3 {
-        Matrix3(rows: [SIMD3(rows[0].x, rows[1].x, rows[2].x), SIMD3(rows[0].y, rows[1].y, rows[2].y), SIMD3(rows[0].z, rows[1].z, rows[2].z)])
+    public var transposed: SynthRotation {
+        SynthRotation(rows: [SIMD3(rows[0].x, rows[1].x, rows[2].x), SIMD3(rows[0].y, rows[1].y, rows[2].y), SIMD3(rows[0].z, rows[1].z, rows[2].z)])
     }
-    public static func * (a: Matrix3, b: Matrix3) -> Matrix3 {
+    public static func * (a: SynthRotation, b: SynthRotation) -> SynthRotation {
         let bt = b.transposed
-        return Matrix3(rows: a.rows.map { r in SIMD3((r * bt.rows[0]).sum(), (r * bt.rows[1]).sum(), (r * bt.rows[2]).sum()) })
+        return SynthRotation(rows: a.rows.map { r in SIMD3((r * bt.rows[0]).sum(), (r * bt.rows[1]).sum(), (r * bt.rows[2]).sum()) })
     }
     /// Column `i`.
     public func column(_ i: Int) -> SIMD3<Float> { SIMD3(rows[0][i], rows[1][i], rows[2][i]) }
@@ -157,7 +157,7 @@ public struct StereoObject: Codable, Sendable, Equatable {
     public var texture: SolidTexture
 
     /// Object-to-world rotation at (real-valued) frame time `t`.
-    public func rotation(at t: Float) -> Matrix3 { Matrix3(axis: spinAxis, angle: spinStart + spinRate * t) }
+    public func rotation(at t: Float) -> SynthRotation { SynthRotation(axis: spinAxis, angle: spinStart + spinRate * t) }
     /// Centre at frame time `t`.
     public func center(at t: Float) -> SIMD3<Float> {
         let lift = bounceHeight * Swift.abs(Foundation.sin(Float.pi * t / bouncePeriod + bouncePhase))
@@ -197,9 +197,9 @@ public struct StereoClipParameters: Codable, Sendable, Equatable {
 
     /// Camera-to-world rotation of both cameras: `R_y(yaw) R_x(-pitch)` (OpenCV camera axes; the
     /// pitch turns the optical axis towards +y, down).
-    public var rotation: Matrix3 {
+    public var rotation: SynthRotation {
         let yaw = rigYaw * .pi / 180, pitch = rigPitch * .pi / 180
-        return Matrix3(axis: SIMD3(0, 1, 0), angle: yaw) * Matrix3(axis: SIMD3(1, 0, 0), angle: -pitch)
+        return SynthRotation(axis: SIMD3(0, 1, 0), angle: yaw) * SynthRotation(axis: SIMD3(1, 0, 0), angle: -pitch)
     }
     /// Centre of the left camera at frame time `t`.
     public func leftCenter(at t: Float) -> SIMD3<Float> { cameraPath.offset(at: t) }
