@@ -421,8 +421,10 @@ public enum StereoScenes {
     static func mesh(_ p: StereoClipParameters, t: Float, config: StereoSceneConfig) -> FrameMesh {
         var m = FrameMesh()
         let d = p.wallDistance, h = p.cameraHeight
-        // Wide enough that neither camera sees past the room's edges: the view's half width at the
-        // wall is below d tan(37.5° + 30°) ≈ 2.4 d for the allowed field of view and yaw.
+        // Wide and tall enough that neither camera sees past the room's edges with the default
+        // ranges: the view's half width at the wall is below d tan(37.5° + 12°) ≈ 1.2 d, and the
+        // rig sways by at most 0.4. Wider views or larger yaws may see the background colour
+        // (segmentation 255, depth 0).
         let halfWidth = 2.6 * d + 3, top = -(1.6 * d + 3), back: Float = -4
         let tiles = Swift.max(4, Int((2 * halfWidth / 1.5).rounded(.up)))
         addPlane(&m, origin: SIMD3(-halfWidth, h, back), u: SIMD3(2 * halfWidth, 0, 0), v: SIMD3(0, 0, d - back),
