@@ -13,6 +13,9 @@ public struct SynthError: Error, CustomStringConvertible, Equatable {
 public enum SynthFamily: String, CaseIterable, Sendable {
     /// Bilaterally symmetric textured heads (Unsup3D's synthetic faces), ``SymmetricScenes``.
     case symmetric
+    /// Stereo video of dynamic scenes with per-clip focal length, baseline and disparity offset
+    /// (WSVD's web stereo videos), ``StereoScenes``.
+    case stereo
 
     /// The family called `name`, or an error listing the known ones.
     public static func named(_ name: String) throws -> SynthFamily {
