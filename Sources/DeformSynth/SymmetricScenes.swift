@@ -13,6 +13,8 @@ public struct SynthError: Error, CustomStringConvertible, Equatable {
 public enum SynthFamily: String, CaseIterable, Sendable {
     /// Bilaterally symmetric textured heads (Unsup3D's synthetic faces), ``SymmetricScenes``.
     case symmetric
+    /// Skinned procedural humanoids in motion (videos), ``CharacterScenes``.
+    case character
 
     /// The family called `name`, or an error listing the known ones.
     public static func named(_ name: String) throws -> SynthFamily {

@@ -17,21 +17,26 @@ struct Synth: ParsableCommand {
 
     @Argument(help: "Scene family (\(SynthFamily.allCases.map(\.rawValue).joined(separator: ", "))).") var family: String
     @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty, unless --overwrite).") var output: String
-    @Option(help: "Number of images over all splits (80% train, 10% val, 10% test).") var count = 1000
-    @Option(help: "Image width and height in pixels.") var size = 64
+    @Option(help: "symmetric: number of images over all splits (80% train, 10% val, 10% test; default 1000). character: number of videos (default 1).") var count: Int?
+    @Option(help: "Image width and height in pixels (symmetric: default 64; character: default 256).") var size: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Scale of the asymmetric perturbations (0: exactly symmetric heads).") var asymmetry: Float = 1
     @Option(help: "Samples per pixel along each axis for anti-aliasing (odd).") var supersampling = 3
     @Flag(help: "Replace a non-empty output folder.") var overwrite = false
+    // character family
+    @Option(help: "character: training frames per video.") var frames = 120
+    @Option(help: "character: motion (walk, wave, squat, turn, jump, random); default: drawn per video.") var motion: String?
 
     func validate() throws {
         do { _ = try SynthFamily.named(family) } catch { throw ValidationError("\(error)") }
-        if count <= 0 { throw ValidationError("--count must be positive, got \(count)") }
-        if size <= 0 { throw ValidationError("--size must be positive, got \(size)") }
+        if let count, count <= 0 { throw ValidationError("--count must be positive, got \(count)") }
+        if let size, size <= 0 { throw ValidationError("--size must be positive, got \(size)") }
         if supersampling <= 0 || supersampling % 2 == 0 { throw ValidationError("--supersampling must be a positive odd number, got \(supersampling)") }
     }
 
     func run() throws {
+        if family == SynthFamily.character.rawValue { return try runCharacter() }
+        let count = self.count ?? 1000, size = self.size ?? 64
         var config = SymmetricSceneConfig()
         config.count = count
         config.size = size
@@ -60,5 +65,46 @@ struct Synth: ParsableCommand {
         let splits = config.splitRanges.map { "\($0.name) \($0.range.count)" }.joined(separator: ", ")
         print(String(format: "wrote %@: %d %@ images of %dx%d (%@) in %.1f s (%.0f images/s)",
                      url.standardizedFileURL.path, count, family, size, size, splits, seconds, Double(count) / max(seconds, 1e-9)))
+    }
+}
+
+extension Synth {
+    /// `deform synth character`: videos of skinned procedural humanoids with full ground truth.
+    func runCharacter() throws {
+        var config = CharacterSceneConfig()
+        config.count = count ?? 1
+        config.size = size ?? 256
+        config.frames = frames
+        config.seed = seed
+        config.supersampling = supersampling
+        if let motion {
+            guard let kind = CharacterMotionKind(rawValue: motion) else {
+                throw ValidationError("--motion must be one of \(CharacterMotionKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(motion)'")
+            }
+            config.motion = kind
+        }
+        do { try config.validate() } catch { throw ValidationError("\(error)") }
+        let url = URL(fileURLWithPath: output)
+        do { try SymmetricScenes.checkOutput(url, overwrite: overwrite) } catch { throw CLIError("\(error)") }
+        let start = Date()
+        let tty = isatty(STDERR_FILENO) == 1
+        var lastDraw = Date.distantPast
+        var rendered = 0
+        try CharacterScenes.generate(config: config, to: url, overwrite: overwrite) { done, total in
+            rendered = total
+            guard tty else { return }
+            let now = Date()
+            guard now.timeIntervalSince(lastDraw) >= 0.1 || done == total else { return }
+            lastDraw = now
+            let elapsed = now.timeIntervalSince(start)
+            let rate = Double(done) / max(elapsed, 1e-9)
+            FileHandle.standardError.write(String(format: "\rsynth character %d/%d frames  %@ elapsed, ETA %@  %.1f frames/s   ",
+                                                  done, total, ProgressLine.clock(elapsed),
+                                                  ProgressLine.clock(Double(total - done) / max(rate, 1e-9)), rate).data(using: .utf8)!)
+        }
+        if tty { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+        let seconds = Date().timeIntervalSince(start)
+        print(String(format: "wrote %@: %d character video(s), %d frames of %dx%d rendered (training, novel views, novel poses) in %.1f s (%.1f frames/s)",
+                     url.standardizedFileURL.path, config.count, rendered, config.size, config.size, seconds, Double(rendered) / max(seconds, 1e-9)))
     }
 }
