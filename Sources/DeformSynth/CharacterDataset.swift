@@ -11,7 +11,7 @@ extension CharacterScenes {
         ("mask", "uint8 [H, W]: 1 where the character covers the pixel centre (exactly depth > 0)"),
         ("coverage", "float32 [H, W]: fraction of the pixel's supersamples on the character (the anti-aliased mask)"),
         ("depth", "float32 [H, W]: camera depth (z, metres) of the character at each pixel centre; 0 on background"),
-        ("flow", "float32 [H, W, 2]: optical flow (du, dv) in pixels from this frame to the next frame of the same sequence and camera, from the known motion of the surface point at the pixel centre; 0 on background"),
+        ("flow", "float32 [H, W, 2]: optical flow (du, dv) in pixels from this frame to the next frame of the same sequence and camera (time + 1/fps; for the last frame, the motion's continuation), from the known motion of the surface point at the pixel centre; 0 on background"),
         ("flow_valid", "uint8 [H, W]: 1 where flow is defined and the point is visible (not occluded, inside the image) in the next frame"),
         ("joints_2d", "float32 [J, 2]: joint positions in pixels (pixel (i, j) spans [i, i + 1] x [j, j + 1], its centre is (i + 0.5, j + 0.5))"),
         ("joints_3d_world", "float32 [J, 3]: joint positions in the world frame (metres, y up, ground y = 0)"),

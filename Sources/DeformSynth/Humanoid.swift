@@ -139,7 +139,7 @@ public struct HumanoidIdentity: Codable, Sendable, Equatable {
         patternFrequency = rng.uniform(6, 14)
         sleeveLength = rng.uniform(0, 1) < 0.5 ? rng.uniform(0.35, 0.8) : 1.6
         shorts = rng.uniform(0, 1) < 0.3
-        hairline = rng.uniform(0.12, 0.24)
+        hairline = rng.uniform(0.2, 0.27)
         noiseSeed = UInt32(truncatingIfNeeded: rng.int(1 << 30))
     }
 

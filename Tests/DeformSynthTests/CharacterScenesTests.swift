@@ -244,6 +244,64 @@ func l1(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> Double {
         #expect(values.count > 200 && spread > 0.1, "colour spread \(spread) over \(values.count) pixels")
     }
 
+    @Test func transformsSequenceAndRestMeshAgreeWithTheFrames() throws {
+        let out = temporaryFolder("cagree")
+        defer { try? FileManager.default.removeItem(at: out) }
+        var config = characterConfig(size: 24, frames: 4, motion: .random)
+        config.staticCameraProbability = 0
+        try CharacterScenes.generate(config: config, to: out)
+        let video = out.appendingPathComponent("video_000")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: video.appendingPathComponent("transforms.json"))) as! [String: Any]
+        let frames = json["frames"] as! [[String: Any]]
+        #expect(frames.count == 4 + 2 + 2)
+        let sequence = try readNPZ(video.appendingPathComponent("sequence.npz"))
+        #expect(sequence["local_rotations"]!.shape == [4, 21, 3, 3])
+        var cameraCentres: Set<[Float]> = []
+        for entry in frames {
+            let path = entry["file_path"] as! String
+            let npz = try readNPZ(video.appendingPathComponent(String(path.dropLast(4)) + ".npz"))
+            let c2w = npz["camera_to_world"]!.tensor().scalars
+            let gl = (entry["transform_matrix"] as! [[Double]]).flatMap { $0.map { Float($0) } }
+            // OpenGL axes: the second and third columns negated.
+            for r in 0..<4 {
+                for k in 0..<4 {
+                    let sign: Float = (r < 3 && (k == 1 || k == 2)) ? -1 : 1
+                    #expect(abs(gl[4 * r + k] - sign * c2w[4 * r + k]) < 1e-5)
+                }
+            }
+            // world_to_camera inverts camera_to_world.
+            let w2c = npz["world_to_camera"]!.tensor().scalars
+            let jw = npz["joints_3d_world"]!.tensor().scalars, jc = npz["joints_3d_camera"]!.tensor().scalars
+            for j in 0..<21 {
+                for r in 0..<3 {
+                    let x = w2c[4 * r] * jw[3 * j] + w2c[4 * r + 1] * jw[3 * j + 1] + w2c[4 * r + 2] * jw[3 * j + 2] + w2c[4 * r + 3]
+                    #expect(abs(x - jc[3 * j + r]) < 1e-4)
+                }
+            }
+            if entry["split"] as! String == "train" {
+                cameraCentres.insert([c2w[3], c2w[7], c2w[11]])
+                let f = entry["frame"] as! Int
+                let seq = sequence["local_rotations"]!.tensor().scalars[(f * 189)..<((f + 1) * 189)]
+                #expect(Array(seq) == npz["local_rotations"]!.tensor().scalars)
+                let seqJoints = sequence["joints_2d"]!.tensor().scalars[(f * 42)..<((f + 1) * 42)]
+                #expect(zip(Array(seqJoints), npz["joints_2d"]!.tensor().scalars).allSatisfy { abs($0 - $1) < 1e-4 })
+            }
+        }
+        // The orbiting training camera moves.
+        #expect(cameraCentres.count == 4)
+        // The rest mesh arrays skin to the posed vertices of a frame.
+        let rest = try readNPZ(video.appendingPathComponent("rest_mesh.npz"))
+        let npz = try readNPZ(video.appendingPathComponent("train/000002.npz"))
+        let tree = try KinematicTree(names: Humanoid.jointNames, parents: Humanoid.parents,
+                                     offsets: CharacterScenes.parameters(index: 0, config: config).identity.skeleton.offsets)
+        let (r, p) = try tree.forwardKinematics(localRotations: npz["local_rotations"]!.tensor(), rootRotation: npz["root_rotation"]!.tensor(),
+                                                rootTranslation: npz["root_translation"]!.tensor())
+        #expect(zip(p.scalars, npz["joints_3d_world"]!.tensor().scalars).allSatisfy { abs($0 - $1) < 1e-5 })
+        let (g, t) = try tree.skinningTransforms(rotations: r, positions: p)
+        let posed = try LinearBlendSkinning.skin(vertices: rest["vertices"]!.tensor(), weights: rest["weights"]!.tensor(), rotations: g, translations: t)
+        #expect(zip(posed.scalars, npz["vertices"]!.tensor().scalars).allSatisfy { abs($0 - $1) < 1e-5 })
+    }
+
     @Test func badInputIsRefused() throws {
         var c = characterConfig()
         c.size = 0
