@@ -142,8 +142,10 @@ extension CharacterScenes {
         var parents: [Int]
         var offsets: [[Float]]
         var restPositions: [[Float]]
+        var kind: CharacterKind
         var parts: [String]
-        var identity: HumanoidIdentity
+        var humanoid: HumanoidIdentity?
+        var quadruped: QuadrupedIdentity?
         var motion: CharacterMotionParameters
         var novelPoseMotion: CharacterMotionParameters
         var conventions: String
@@ -157,8 +159,11 @@ extension CharacterScenes {
             joints: s.names, parents: s.parents,
             offsets: (0..<s.jointCount).map { Array(s.offsets[(3 * $0)..<(3 * $0 + 3)]) },
             restPositions: (0..<s.jointCount).map { Array(r[(3 * $0)..<(3 * $0 + 3)]) },
-            parts: Humanoid.Part.allCases.map { "\($0)" },
-            identity: a.parameters.identity, motion: a.parameters.motion, novelPoseMotion: a.parameters.novelPoseMotion,
+            kind: a.parameters.identity.kind,
+            parts: a.parameters.identity.kind == .humanoid ? Humanoid.Part.allCases.map { "\($0)" } : Quadruped.Part.allCases.map { "\($0)" },
+            humanoid: { if case .humanoid(let h) = a.parameters.identity { return h } else { return nil } }(),
+            quadruped: { if case .quadruped(let q) = a.parameters.identity { return q } else { return nil } }(),
+            motion: a.parameters.motion, novelPoseMotion: a.parameters.novelPoseMotion,
             conventions: """
             world: metres, y up, ground y = 0, the rest character faces +z with its left towards +x; every joint's rest \
             orientation is the identity; forward kinematics: G_0 = R_root L_0, p_0 = t_root + R_root o_0, G_j = G_parent L_j, \
@@ -356,8 +361,8 @@ extension CharacterScenes {
         var version = CharacterSceneConfig.generatorVersion
         var seed: String
         var config: CharacterSceneConfig
-        var joints = Humanoid.jointNames
-        var parents = Humanoid.parents
+        var joints: [String]
+        var parents: [Int]
         var motions = CharacterMotionKind.allCases.map(\.rawValue)
         var videos: [String]
         var imageFormation: String
@@ -367,7 +372,8 @@ extension CharacterScenes {
     /// The `scene.json` text (sorted keys, reproducible byte for byte).
     public static func sceneJSON(_ config: CharacterSceneConfig) throws -> String {
         try encodeJSON(SceneFile(
-            seed: String(config.seed), config: config, videos: (0..<config.count).map(videoFolder),
+            seed: String(config.seed), config: config, joints: CharacterIdentity.joints(config.kind).names,
+            parents: CharacterIdentity.joints(config.kind).parents, videos: (0..<config.count).map(videoFolder),
             imageFormation: """
             rest mesh posed by forward kinematics and linear blend skinning, rasterised at supersampling x the resolution; \
             colour = albedo (k_a + k_d max(0, n . l)) with a directional light l fixed in the world, over a tiled ground \
@@ -379,15 +385,21 @@ extension CharacterScenes {
     /// The folder's `README.md`.
     public static func readme(_ config: CharacterSceneConfig) -> String {
         let arrays = arrayDescriptions.map { "  - `\($0.name)`: \($0.description)" }.joined(separator: "\n")
-        let joints = zip(Humanoid.jointNames, Humanoid.parents).enumerated()
+        let (names, parents) = CharacterIdentity.joints(config.kind)
+        let joints = zip(names, parents).enumerated()
             .map { "\($0.offset) \($0.element.0) (parent \($0.element.1))" }.joined(separator: ", ")
         let motion = config.motion?.rawValue ?? "one of walk, wave, squat, turn, jump, random per video"
         return """
         # Synthetic characters (`deform synth character`)
 
         \(config.count) video(s) of \(config.frames) frames of \(config.size)x\(config.size) pixels at \(config.fps) frames per
-        second: procedural skinned humanoids (one identity per video: body proportions, thickness, skin, hair,
-        clothes with stripes, checks, dots or blotches, fabric and skin noise) performing \(motion).
+        second: procedural skinned \(config.kind == .humanoid ? """
+        humanoids (one identity per video: body proportions, thickness, skin, hair, clothes with stripes, checks,
+        dots or blotches, fabric and skin noise)
+        """ : """
+        four-legged animals (one identity per video: body, leg, neck and tail proportions, thickness, a coat with
+        spots, stripes, patches or a saddle, a lighter belly and fur noise)
+        """) performing \(motion).
         Generator version `\(CharacterSceneConfig.generatorVersion)`, seed \(config.seed); the same seed and version give
         byte-identical files, and video i depends only on the seed and i.
 
@@ -417,10 +429,10 @@ extension CharacterScenes {
 
         ## Skeleton
 
-        \(Humanoid.jointCount) joints: \(joints).
+        \(names.count) joints: \(joints).
 
         World frame: metres, y up, ground y = 0; the rest character faces +z with its left towards +x, arms hanging
-        down. Local rotations are in the rest axes (every joint's rest orientation is the identity). Forward kinematics:
+        down (the animal: legs straight down). Local rotations are in the rest axes (every joint's rest orientation is the identity). Forward kinematics:
         `G_0 = R_root L_0`, `p_0 = t_root + R_root o_0`, `G_j = G_parent L_j`, `p_j = p_parent + G_parent o_j`.
         Skinning: `v = sum_j w_j (G_j (v_rest - r_j) + p_j)`, `r_j` the rest joint positions.
 

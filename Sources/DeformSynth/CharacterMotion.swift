@@ -76,7 +76,8 @@ public struct CharacterMotionParameters: Codable, Sendable, Equatable {
         if second == first { second = basics[basics.count - 1] }
         blend = [first, second]
         blendFrequency = rng.uniform(0.08, 0.2)
-        noise = (0..<(3 * Humanoid.jointCount)).flatMap { _ in
+        // Enough joints for every body kind.
+        noise = (0..<(3 * CharacterMotion.maxJoints)).flatMap { _ in
             [rng.uniform(0.05, 0.22), rng.uniform(0.15, 0.8), rng.uniform(0, 2 * .pi)]
         }
     }
@@ -90,7 +91,7 @@ public struct CharacterMotionParameters: Codable, Sendable, Equatable {
 /// joint angles are set, the root is lowered or raised so that the lowest foot joint keeps its
 /// rest height (feet stay on the ground), plus the flight height of a jump.
 public enum CharacterMotion {
-    /// The pose at time `t` (seconds) for a skeleton.
+    /// The pose at time `t` (seconds) for a humanoid skeleton.
     public static func pose(_ m: CharacterMotionParameters, time t: Float, skeleton: KinematicTree) -> CharacterPose {
         var angles = [SIMD3<Float>](repeating: .zero, count: Humanoid.jointCount)
         var root = SIMD3<Float>.zero
@@ -119,30 +120,38 @@ public enum CharacterMotion {
             yaw += b.yaw
             lift = b.lift
         }
+        return grounded(angles: angles, root: root, yaw: yaw, lift: lift,
+                        feet: [Humanoid.lAnkle, Humanoid.rAnkle, Humanoid.lToe, Humanoid.rToe], skeleton: skeleton)
+    }
+
+    /// The most joints a body kind has (sizes the random motion's noise table).
+    static let maxJoints = 32
+
+    /// The pose with the root raised or lowered so that the lowest of the `feet` joints is at its
+    /// rest height, plus `lift` (the flight of a jump).
+    static func grounded(angles: [SIMD3<Float>], root: SIMD3<Float>, yaw: Float, lift: Float, feet: [Int],
+                         skeleton: KinematicTree) -> CharacterPose {
         var aa = [Float](repeating: 0, count: 3 * angles.count)
         for j in 0..<angles.count { aa[3 * j] = angles[j].x; aa[3 * j + 1] = angles[j].y; aa[3 * j + 2] = angles[j].z }
         var pose = CharacterPose(localAxisAngle: aa, yaw: yaw, translation: root)
-        // Ground contact: FK without the vertical root offset, then shift so that the lowest
-        // foot joint is at its rest height.
         let (_, positions) = GradMode.withoutGrad {
-            try! skeleton.forwardKinematics(localRotations: Tensor(pose.localRotations, shape: [Humanoid.jointCount, 3, 3]),
+            try! skeleton.forwardKinematics(localRotations: Tensor(pose.localRotations, shape: [angles.count, 3, 3]),
                                             rootRotation: Tensor(pose.rootRotation, shape: [3, 3]),
                                             rootTranslation: Tensor([root.x, 0, root.z]))
         }
         let p = positions.scalars, rest = skeleton.restPositions
         var drop = Float.infinity
-        for j in [Humanoid.lAnkle, Humanoid.rAnkle, Humanoid.lToe, Humanoid.rToe] {
-            drop = Swift.min(drop, p[3 * j + 1] - rest[3 * j + 1])
-        }
+        for j in feet { drop = Swift.min(drop, p[3 * j + 1] - rest[3 * j + 1]) }
         pose.translation = SIMD3(root.x, -drop + lift, root.z)
         return pose
     }
 
     struct Basic {
-        var angles = [SIMD3<Float>](repeating: .zero, count: Humanoid.jointCount)
+        var angles: [SIMD3<Float>]
         var root = SIMD3<Float>.zero
         var yaw: Float = 0
         var lift: Float = 0
+        init(count: Int = Humanoid.jointCount) { angles = [SIMD3<Float>](repeating: .zero, count: count) }
     }
 
     @inline(__always) static func ease(_ x: Float) -> Float { HeadModel.smoothstep(0, 1, x) }

@@ -3,6 +3,40 @@ import DeformRender
 import DeformTensor
 import Foundation
 
+/// The body kinds of the `character` family.
+public enum CharacterKind: String, CaseIterable, Codable, Sendable {
+    /// A 21-joint person, ``Humanoid``.
+    case humanoid
+    /// A 24-joint dog-like animal, ``Quadruped``.
+    case quadruped
+}
+
+/// A sampled character of either kind.
+public enum CharacterIdentity: Sendable, Equatable {
+    case humanoid(HumanoidIdentity)
+    case quadruped(QuadrupedIdentity)
+
+    public var kind: CharacterKind {
+        switch self {
+        case .humanoid: return .humanoid
+        case .quadruped: return .quadruped
+        }
+    }
+
+    /// The rest-pose skeleton.
+    public var skeleton: KinematicTree {
+        switch self {
+        case .humanoid(let h): return h.skeleton
+        case .quadruped(let q): return q.skeleton
+        }
+    }
+
+    /// Joint names and parents of the kind.
+    public static func joints(_ kind: CharacterKind) -> (names: [String], parents: [Int]) {
+        kind == .humanoid ? (Humanoid.jointNames, Humanoid.parents) : (Quadruped.jointNames, Quadruped.parents)
+    }
+}
+
 /// Every parameter of a `character` dataset. Written to `scene.json`; the same configuration and
 /// ``generatorVersion`` give byte-identical files.
 public struct CharacterSceneConfig: Codable, Sendable, Equatable {
@@ -10,6 +44,8 @@ public struct CharacterSceneConfig: Codable, Sendable, Equatable {
     public static let generatorVersion = "character-1"
 
     public var seed: UInt64 = 0
+    /// The body kind of every video.
+    public var kind: CharacterKind = .humanoid
     /// Number of videos (one character identity each).
     public var count: Int = 1
     /// Training frames per video.
@@ -83,7 +119,7 @@ public struct CharacterCameraPlacement: Codable, Sendable, Equatable {
 /// The random parameters of one video (a function of the seed and the video index only).
 public struct CharacterVideoParameters: Sendable {
     public var index: Int
-    public var identity: HumanoidIdentity
+    public var identity: CharacterIdentity
     public var motion: CharacterMotionParameters
     /// The held-out motion of the novel-pose frames.
     public var novelPoseMotion: CharacterMotionParameters
@@ -143,7 +179,7 @@ public struct CharacterFrame: Sendable {
 public struct CharacterAssets: Sendable {
     public var parameters: CharacterVideoParameters
     public var skeleton: KinematicTree
-    public var mesh: HumanoidMesh
+    public var mesh: CharacterMesh
     let restJoints: [Float]
     let restVertices: Tensor
     let restNormals: Tensor
@@ -163,7 +199,10 @@ public enum CharacterScenes {
     /// The random parameters of video `index`.
     public static func parameters(index: Int, config: CharacterSceneConfig) -> CharacterVideoParameters {
         var rng = SynthRandom(seed: config.seed, stream: UInt64(index))
-        let identity = HumanoidIdentity(draw: &rng)
+        let identity: CharacterIdentity = config.kind == .humanoid ? .humanoid(HumanoidIdentity(draw: &rng))
+                                                                   : .quadruped(QuadrupedIdentity(draw: &rng))
+        // The animal is smaller: cameras come closer and lower.
+        let near: Float = config.kind == .humanoid ? 1 : 0.75
         let kinds: [CharacterMotionKind] = CharacterMotionKind.allCases
         let drawn = kinds[rng.int(kinds.count)]
         var motion = CharacterMotionParameters(kind: config.motion ?? drawn, draw: &rng)
@@ -173,17 +212,21 @@ public enum CharacterScenes {
         novel.heading = rng.uniform(-0.6, 0.6)
         let d2r = Float.pi / 180
         let camera = CharacterCameraPlacement(azimuth: rng.uniform(-0.5, 0.5),
-                                              distance: rng.uniform(config.cameraDistance[0], config.cameraDistance[1]),
-                                              height: rng.uniform(config.cameraHeight[0], config.cameraHeight[1]))
+                                              distance: near * rng.uniform(config.cameraDistance[0], config.cameraDistance[1]),
+                                              height: near * rng.uniform(config.cameraHeight[0], config.cameraHeight[1]))
         let isStatic = rng.uniform() < config.staticCameraProbability
         let sweep = rng.uniform(0.3, 1) * config.maxOrbitDegrees * d2r * (rng.uniform() < 0.5 ? -1 : 1)
         let orbit = isStatic ? 0 : sweep
         let novelCameras = (0..<config.novelViews).map { k in
             CharacterCameraPlacement(azimuth: camera.azimuth + 2 * Float.pi * Float(k + 1) / Float(config.novelViews + 1) + rng.uniform(-0.2, 0.2),
-                                     distance: rng.uniform(config.cameraDistance[0], config.cameraDistance[1]),
-                                     height: rng.uniform(config.cameraHeight[0], config.cameraHeight[1]))
+                                     distance: near * rng.uniform(config.cameraDistance[0], config.cameraDistance[1]),
+                                     height: near * rng.uniform(config.cameraHeight[0], config.cameraHeight[1]))
         }
-        let target = SIMD3<Float>(0, 0.9 * identity.height, 0)
+        let target: SIMD3<Float>
+        switch identity {
+        case .humanoid(let h): target = SIMD3(0, 0.9 * h.height, 0)
+        case .quadruped(let q): target = SIMD3(0, 0.35 * q.size, 0)
+        }
         let light = normalized3(SIMD3(rng.uniform(-1, 1), rng.uniform(0.6, 1.6), rng.uniform(-1, 1)))
         let ambient = rng.uniform(0.35, 0.5), diffuse = rng.uniform(0.45, 0.7)
         let grey = rng.uniform(0.35, 0.75)
@@ -204,7 +247,11 @@ public enum CharacterScenes {
 
     static func assets(_ p: CharacterVideoParameters, config: CharacterSceneConfig) -> CharacterAssets {
         let skeleton = p.identity.skeleton
-        let mesh = HumanoidMesh(identity: p.identity, segments: config.meshSegments, rings: config.meshRings)
+        let mesh: CharacterMesh
+        switch p.identity {
+        case .humanoid(let h): mesh = CharacterMesh(identity: h, segments: config.meshSegments, rings: config.meshRings)
+        case .quadruped(let q): mesh = CharacterMesh(quadruped: q, segments: config.meshSegments, rings: config.meshRings)
+        }
         let v = mesh.vertices.count
         return CharacterAssets(parameters: p, skeleton: skeleton, mesh: mesh, restJoints: skeleton.restPositions,
                                restVertices: Tensor(mesh.vertices.flatMap { [$0.x, $0.y, $0.z] }, shape: [v, 3]),
@@ -269,7 +316,11 @@ public enum CharacterScenes {
     /// frames the held-out one.
     public static func pose(_ a: CharacterAssets, split: String, frame: Int, config: CharacterSceneConfig) -> CharacterPose {
         let motion = split == "novel_pose" ? a.parameters.novelPoseMotion : a.parameters.motion
-        return CharacterMotion.pose(motion, time: Float(frame) / config.fps, skeleton: a.skeleton)
+        let t = Float(frame) / config.fps
+        switch a.parameters.identity {
+        case .humanoid: return CharacterMotion.pose(motion, time: t, skeleton: a.skeleton)
+        case .quadruped: return Quadruped.pose(motion, time: t, skeleton: a.skeleton)
+        }
     }
 
     /// Renders one frame with its ground truth. `split` is `train`, `novel_view` (with
@@ -351,8 +402,15 @@ public enum CharacterScenes {
                                         restP += b * SIMD3(rest[3 * vi], rest[3 * vi + 1], rest[3 * vi + 2])
                                         normal += b * SIMD3(now.normals[3 * vi], now.normals[3 * vi + 1], now.normals[3 * vi + 2])
                                     }
-                                    let part = Humanoid.Part(rawValue: Int(a.mesh.faceParts[f])) ?? .chest
-                                    let albedo = Humanoid.albedo(restP, part: part, identity: p.identity, rest: a.restJoints)
+                                    let albedo: SIMD3<Float>
+                                    switch p.identity {
+                                    case .humanoid(let h):
+                                        albedo = Humanoid.albedo(restP, part: Humanoid.Part(rawValue: Int(a.mesh.faceParts[f])) ?? .chest,
+                                                                 identity: h, rest: a.restJoints)
+                                    case .quadruped(let q):
+                                        albedo = Quadruped.albedo(restP, part: Quadruped.Part(rawValue: Int(a.mesh.faceParts[f])) ?? .body,
+                                                                  identity: q, rest: a.restJoints)
+                                    }
                                     let shade = p.ambient + p.diffuse * Swift.max(0, dot3(normalized3(normal), light))
                                     sum += Humanoid.clamp01(albedo * shade)
                                 }

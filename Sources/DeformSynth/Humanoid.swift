@@ -213,14 +213,14 @@ struct Capsule {
     var depthScale: Float = 1
 }
 
-/// The rest-pose mesh of a ``HumanoidIdentity`` with skinning weights.
-public struct HumanoidMesh: Sendable {
+/// The rest-pose mesh of a character with skinning weights: capsules merged into one mesh.
+public struct CharacterMesh: Sendable {
     /// Rest-pose vertices and unit normals (model frame).
     public var vertices: [SIMD3<Float>]
     public var normals: [SIMD3<Float>]
     /// Vertex indices, 3 per face.
     public var faces: [Int32]
-    /// Body part of each face (``Humanoid/Part`` raw value).
+    /// Body part of each face (``Humanoid/Part`` or ``Quadruped/Part`` raw value).
     public var faceParts: [UInt8]
     /// Body part of each vertex.
     public var vertexParts: [UInt8]
@@ -230,9 +230,8 @@ public struct HumanoidMesh: Sendable {
     public var vertexJoints: [Int32]
     public let jointCount: Int
 
-    /// Builds the mesh: `segments` vertices around each capsule, `rings` along its tube.
+    /// The humanoid's mesh: `segments` vertices around each capsule, `rings` along its tube.
     public init(identity id: HumanoidIdentity, segments: Int = 16, rings: Int = 8) {
-        precondition(segments >= 4 && rings >= 1, "HumanoidMesh: segments >= 4, rings >= 1")
         let tree = id.skeleton
         let rest = tree.restPositions
         func restP(_ j: Int) -> SIMD3<Float> { SIMD3(rest[3 * j], rest[3 * j + 1], rest[3 * j + 2]) }
@@ -274,13 +273,26 @@ public struct HumanoidMesh: Sendable {
             add(an, 0.045 * s * lt, 0.04 * s * lt, side: 1.15, depth: 0.75)
             add(toe, 0.04 * s * lt, 0.034 * s * lt, side: 1.15, depth: 0.7)
         }
+        self.init(tree: tree, capsules: capsules, boneEnd: boneEnd, endChild: endChild,
+                  part: { UInt8(Humanoid.part(of: $0).rawValue) }, blend: 0.07 * s, segments: segments, rings: rings)
+    }
 
+    /// Merges `capsules` into one mesh. Skinning weights: a vertex belongs to its capsule's
+    /// joint, blended smoothly with the parent joint around the bone's start and with the
+    /// continuation child `endChild[j]` around the bone's end `boneEnd[j]` (half and half exactly
+    /// at a joint, over at most `blend` metres either side), so bent joints deform as one surface.
+    init(tree: KinematicTree, capsules: [Capsule], boneEnd: [SIMD3<Float>], endChild: [Int], part: (Int) -> UInt8,
+         blend maxBlend: Float, segments: Int, rings: Int) {
+        precondition(segments >= 4 && rings >= 1, "CharacterMesh: segments >= 4, rings >= 1")
+        let rest = tree.restPositions
+        func restP(_ j: Int) -> SIMD3<Float> { SIMD3(rest[3 * j], rest[3 * j + 1], rest[3 * j + 2]) }
         var v: [SIMD3<Float>] = [], n: [SIMD3<Float>] = [], f: [Int32] = [], fp: [UInt8] = [], vp: [UInt8] = []
-        var w: [Float] = [], vj: [Int32] = []
-        let jc = Humanoid.jointCount
+        var vj: [Int32] = []
+        let jc = tree.jointCount
         let capRings = Swift.max(2, segments / 4)
         for cap in capsules {
             let j = cap.joint
+            let partCode = part(j)
             let axis = cap.b - cap.a
             let length = dot3(axis, axis).squareRoot()
             let d = length > 1e-6 ? axis / length : SIMD3<Float>(0, 1, 0)
@@ -289,8 +301,8 @@ public struct HumanoidMesh: Sendable {
             if Swift.abs(dot3(ref, d)) > 0.9 { ref = SIMD3(0, 0, 1) }
             let u = normalized3(ref - dot3(ref, d) * d), wv = cross3(d, u)
             let base = Int32(v.count)
-            // Rings: south pole cap, tube, north pole cap. Each ring: (centre, radius scale on the
-            // cross-section, offset along the axis).
+            // Rings: south cap, tube, north cap; each ring's centre, cross-section radius and the
+            // axial component of its normals.
             var ringList: [(centre: SIMD3<Float>, r: Float, normalAxial: Float)] = []
             for k in 1..<capRings {
                 let alpha = -Float.pi / 2 + Float.pi / 2 * Float(k) / Float(capRings)
@@ -306,7 +318,7 @@ public struct HumanoidMesh: Sendable {
             }
             let south = cap.a - d * cap.radiusA, north = cap.b + d * cap.radiusB
             func push(_ p: SIMD3<Float>, _ normal: SIMD3<Float>) {
-                v.append(p); n.append(normalized3(normal)); vp.append(UInt8(Humanoid.part(of: j).rawValue)); vj.append(Int32(j))
+                v.append(p); n.append(normalized3(normal)); vp.append(partCode); vj.append(Int32(j))
             }
             push(south, -d)
             for ring in ringList {
@@ -327,27 +339,23 @@ public struct HumanoidMesh: Sendable {
             for q in 0..<segments {
                 f += [base, idx(0, q + 1), idx(0, q)]
                 f += [northIndex, idx(ringCount - 1, q), idx(ringCount - 1, q + 1)]
-                fp += [UInt8(Humanoid.part(of: j).rawValue), UInt8(Humanoid.part(of: j).rawValue)]
+                fp += [partCode, partCode]
             }
             for r in 0..<(ringCount - 1) {
                 for q in 0..<segments {
                     f += [idx(r, q), idx(r, q + 1), idx(r + 1, q + 1), idx(r, q), idx(r + 1, q + 1), idx(r + 1, q)]
-                    fp += [UInt8(Humanoid.part(of: j).rawValue), UInt8(Humanoid.part(of: j).rawValue)]
+                    fp += [partCode, partCode]
                 }
             }
         }
-        // Skinning weights: a vertex belongs to its capsule's joint, blended smoothly with the
-        // parent joint around the bone's start and with the continuation child around its end
-        // (half and half exactly at a joint), so bent joints deform as one surface.
-        w = [Float](repeating: 0, count: v.count * jc)
-        let restAll = (0..<jc).map(restP)
+        var w = [Float](repeating: 0, count: v.count * jc)
         for i in 0..<v.count {
             let j = Int(vj[i])
-            let start = restAll[j], end = boneEnd[j]
+            let start = restP(j), end = boneEnd[j]
             let axis = end - start
             let length = Swift.max(dot3(axis, axis).squareRoot(), 1e-6)
             let along = dot3(v[i] - start, axis / length)
-            let blend = Swift.min(0.45 * length, 0.07 * s)
+            let blend = Swift.min(0.45 * length, maxBlend)
             var wp: Float = 0, wc: Float = 0
             let p = tree.parents[j]
             if p >= 0 { wp = 0.5 * (1 - HeadModel.smoothstep(-blend, blend, along)) }

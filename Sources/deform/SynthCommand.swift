@@ -26,6 +26,7 @@ struct Synth: ParsableCommand {
     // character family
     @Option(help: "character: training frames per video.") var frames = 120
     @Option(help: "character: motion (walk, wave, squat, turn, jump, random); default: drawn per video.") var motion: String?
+    @Option(help: "character: body kind (humanoid, quadruped).") var kind = "humanoid"
 
     func validate() throws {
         do { _ = try SynthFamily.named(family) } catch { throw ValidationError("\(error)") }
@@ -77,6 +78,10 @@ extension Synth {
         config.frames = frames
         config.seed = seed
         config.supersampling = supersampling
+        guard let body = CharacterKind(rawValue: kind) else {
+            throw ValidationError("--kind must be one of \(CharacterKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(kind)'")
+        }
+        config.kind = body
         if let motion {
             guard let kind = CharacterMotionKind(rawValue: motion) else {
                 throw ValidationError("--motion must be one of \(CharacterMotionKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(motion)'")
@@ -104,7 +109,7 @@ extension Synth {
         }
         if tty { FileHandle.standardError.write("\n".data(using: .utf8)!) }
         let seconds = Date().timeIntervalSince(start)
-        print(String(format: "wrote %@: %d character video(s), %d frames of %dx%d rendered (training, novel views, novel poses) in %.1f s (%.1f frames/s)",
-                     url.standardizedFileURL.path, config.count, rendered, config.size, config.size, seconds, Double(rendered) / max(seconds, 1e-9)))
+        print(String(format: "wrote %@: %d %@ video(s), %d frames of %dx%d rendered (training, novel views, novel poses) in %.1f s (%.1f frames/s)",
+                     url.standardizedFileURL.path, config.count, kind, rendered, config.size, config.size, seconds, Double(rendered) / max(seconds, 1e-9)))
     }
 }

@@ -7,8 +7,10 @@ import DeformRender
 import DeformTensor
 
 /// Small, fast configurations of the `character` family.
-func characterConfig(size: Int = 32, frames: Int = 3, seed: UInt64 = 3, motion: CharacterMotionKind? = nil) -> CharacterSceneConfig {
+func characterConfig(size: Int = 32, frames: Int = 3, seed: UInt64 = 3, motion: CharacterMotionKind? = nil,
+                     kind: CharacterKind = .humanoid) -> CharacterSceneConfig {
     var c = CharacterSceneConfig()
+    c.kind = kind
     c.size = size
     c.frames = frames
     c.seed = seed
@@ -94,18 +96,21 @@ func l1(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> Double {
         #expect(ply.count - headerEnd == v * (6 * 4 + 1 + 21 * 4) + f * 13)
     }
 
-    @Test func projectedJointsAreThe2DJointsAndDepthBackProjectsOntoTheMesh() throws {
-        let config = characterConfig(size: 40, motion: .wave)
+    @Test(arguments: CharacterKind.allCases)
+    func projectedJointsAreThe2DJointsAndDepthBackProjectsOntoTheMesh(kind: CharacterKind) throws {
+        let config = characterConfig(size: 40, motion: .wave, kind: kind)
+        let jc = kind == .humanoid ? 21 : 24
         let assets = try CharacterScenes.assets(index: 0, config: config)
         for (split, cam) in [("train", 0), ("novel_view", 1), ("novel_pose", 0)] {
             let frame = try CharacterScenes.render(assets, split: split, frame: 1, cameraIndex: cam, config: config)
             let c = frame.camera
-            let (pixels, depth) = c.project(Tensor(frame.joints3DWorld, shape: [21, 3]))
+            #expect(frame.joints2D.count == 2 * jc)
+            let (pixels, depth) = c.project(Tensor(frame.joints3DWorld, shape: [jc, 3]))
             #expect(zip(pixels.scalars, frame.joints2D).allSatisfy { abs($0 - $1) < 1e-3 })
-            #expect(zip(depth.scalars, (0..<21).map { frame.joints3DCamera[3 * $0 + 2] }).allSatisfy { abs($0 - $1) < 1e-4 })
+            #expect(zip(depth.scalars, (0..<jc).map { frame.joints3DCamera[3 * $0 + 2] }).allSatisfy { abs($0 - $1) < 1e-4 })
             // Depth back-projected through the camera lands on the posed mesh.
             let covered = (0..<(40 * 40)).filter { frame.mask[$0] != 0 }
-            #expect(covered.count > 60, "\(split): the character covers only \(covered.count) pixels")
+            #expect(covered.count > 40, "\(kind) \(split): the character covers only \(covered.count) pixels")
             #expect(covered.allSatisfy { frame.depth[$0] > 0 } && (0..<(40 * 40)).allSatisfy { frame.mask[$0] != 0 || frame.depth[$0] == 0 })
             let rays = c.rays(through: c.pixelCenters(covered))
             let o = rays.origins.scalars, d = rays.directions.scalars
@@ -133,8 +138,8 @@ func l1(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> Double {
     }
 
     @Test func flowWarpsTheNextFrameOntoThisOne() throws {
-        for motion in [CharacterMotionKind.walk, .jump] {
-            var config = characterConfig(size: 64, frames: 30, motion: motion)
+        for (motion, kind) in [(CharacterMotionKind.walk, CharacterKind.humanoid), (.jump, .humanoid), (.walk, .quadruped)] {
+            var config = characterConfig(size: 64, frames: 30, motion: motion, kind: kind)
             config.staticCameraProbability = 0
             let assets = try CharacterScenes.assets(index: 0, config: config)
             let t = motion == .walk ? 10 : 18
@@ -244,6 +249,40 @@ func l1(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> Double {
         #expect(values.count > 200 && spread > 0.1, "colour spread \(spread) over \(values.count) pixels")
     }
 
+    @Test func quadrupedRestPoseStandsOnTheGroundAndEveryMotionKeepsItThere() throws {
+        let config = characterConfig(kind: .quadruped)
+        let assets = try CharacterScenes.assets(index: 0, config: config)
+        let mesh = assets.mesh, jc = mesh.jointCount
+        #expect(jc == 24 && assets.skeleton.names.contains("hind_left_hock"))
+        #expect(abs(mesh.vertices.map(\.y).min()!) < 0.01)
+        for i in 0..<mesh.vertices.count {
+            let row = mesh.weights[(i * jc)..<((i + 1) * jc)]
+            #expect(abs(row.reduce(0, +) - 1) < 1e-5)
+        }
+        let rest = CharacterScenes.posed(assets, CharacterPose(localAxisAngle: [Float](repeating: 0, count: 3 * jc), yaw: 0, translation: .zero))
+        #expect(zip(rest.vertices, mesh.vertices.flatMap { [$0.x, $0.y, $0.z] }).allSatisfy { abs($0 - $1) < 1e-5 })
+        for kind in CharacterMotionKind.allCases {
+            var rng = SynthRandom(seed: 4, stream: 1)
+            let m = CharacterMotionParameters(kind: kind, draw: &rng)
+            for t in stride(from: Float(0), to: 3, by: 0.25) {
+                let pose = Quadruped.pose(m, time: t, skeleton: assets.skeleton)
+                let g = CharacterScenes.posed(assets, pose)
+                let restY: [Float] = assets.skeleton.restPositions
+                var lowest = Float.infinity
+                for j in Quadruped.paws { lowest = min(lowest, g.positions[3 * j + 1] - restY[3 * j + 1]) }
+                if kind != .jump && kind != .random { #expect(abs(lowest) < 1e-4, "\(kind) at \(t)") }
+                #expect(lowest > -1e-4)
+            }
+        }
+        // A different seed gives a different animal; the files are written like the humanoid's.
+        #expect(CharacterScenes.parameters(index: 1, config: config).identity != assets.parameters.identity)
+        let out = temporaryFolder("quad")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try CharacterScenes.generate(config: characterConfig(size: 24, frames: 2, kind: .quadruped), to: out)
+        let skeleton = try String(contentsOf: out.appendingPathComponent("video_000/skeleton.json"), encoding: .utf8)
+        #expect(skeleton.contains("\"kind\" : \"quadruped\"") && skeleton.contains("front_left_paw"))
+    }
+
     @Test func transformsSequenceAndRestMeshAgreeWithTheFrames() throws {
         let out = temporaryFolder("cagree")
         defer { try? FileManager.default.removeItem(at: out) }
@@ -292,8 +331,7 @@ func l1(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> Double {
         // The rest mesh arrays skin to the posed vertices of a frame.
         let rest = try readNPZ(video.appendingPathComponent("rest_mesh.npz"))
         let npz = try readNPZ(video.appendingPathComponent("train/000002.npz"))
-        let tree = try KinematicTree(names: Humanoid.jointNames, parents: Humanoid.parents,
-                                     offsets: CharacterScenes.parameters(index: 0, config: config).identity.skeleton.offsets)
+        let tree = CharacterScenes.parameters(index: 0, config: config).identity.skeleton
         let (r, p) = try tree.forwardKinematics(localRotations: npz["local_rotations"]!.tensor(), rootRotation: npz["root_rotation"]!.tensor(),
                                                 rootTranslation: npz["root_translation"]!.tensor())
         #expect(zip(p.scalars, npz["joints_3d_world"]!.tensor().scalars).allSatisfy { abs($0 - $1) < 1e-5 })
