@@ -233,10 +233,71 @@ public enum CharacterScenes {
         let tint = SIMD3<Float>(rng.uniform(0.85, 1.15), rng.uniform(0.85, 1.15), rng.uniform(0.85, 1.15))
         let groundA = grey * tint, groundB = groundA * rng.uniform(0.6, 0.85)
         let environmentSeed = UInt32(truncatingIfNeeded: rng.int(1 << 30))
-        return CharacterVideoParameters(index: index, identity: identity, motion: motion, novelPoseMotion: novel, camera: camera,
-                                        orbit: orbit, novelCameras: novelCameras, target: target, lightDirection: light,
-                                        ambient: ambient, diffuse: diffuse, groundA: groundA, groundB: groundB,
-                                        environmentSeed: environmentSeed)
+        var p = CharacterVideoParameters(index: index, identity: identity, motion: motion, novelPoseMotion: novel, camera: camera,
+                                         orbit: orbit, novelCameras: novelCameras, target: target, lightDirection: light,
+                                         ambient: ambient, diffuse: diffuse, groundA: groundA, groundB: groundB,
+                                         environmentSeed: environmentSeed)
+        frame(&p, config: config)
+        return p
+    }
+
+    /// The fraction of the image kept free on every side around the projected joints (the body
+    /// extends beyond its joints: head top, hands, paws).
+    static let frameMargin: Float = 0.12
+
+    /// Moves every camera back (by 12 % steps) until all joints of the frames it sees project
+    /// inside the image with ``frameMargin`` to spare, so that walking, jumping and the held-out
+    /// poses stay in view. Uses at most 120 evenly spaced frames per sequence.
+    static func frame(_ p: inout CharacterVideoParameters, config: CharacterSceneConfig) {
+        let skeleton = p.identity.skeleton
+        func joints(_ m: CharacterMotionParameters, _ f: Int) -> [SIMD3<Float>] {
+            let t = Float(f) / config.fps
+            let pose = p.identity.kind == .humanoid ? CharacterMotion.pose(m, time: t, skeleton: skeleton)
+                                                    : Quadruped.pose(m, time: t, skeleton: skeleton)
+            let q = GradMode.withoutGrad {
+                try! skeleton.forwardKinematics(localRotations: Tensor(pose.localRotations, shape: [skeleton.jointCount, 3, 3]),
+                                                rootRotation: Tensor(pose.rootRotation, shape: [3, 3]),
+                                                rootTranslation: Tensor([pose.translation.x, pose.translation.y, pose.translation.z]))
+            }.positions.scalars
+            return (0..<skeleton.jointCount).map { SIMD3(q[3 * $0], q[3 * $0 + 1], q[3 * $0 + 2]) }
+        }
+        func sampled(_ count: Int) -> [Int] {
+            count <= 120 ? Array(0..<count) : (0..<120).map { $0 * (count - 1) / 119 }
+        }
+        let trainFrames = sampled(config.frames)
+        let train = trainFrames.map { joints(p.motion, $0) }
+        let novelPoses = sampled(config.novelPoseFrames).map { joints(p.novelPoseMotion, $0) }
+        let lo = frameMargin * Float(config.size), hi = Float(config.size) - lo
+        func fits(_ placement: CharacterCameraPlacement, _ points: [SIMD3<Float>]) -> Bool {
+            guard let cam = try? camera(placement, target: p.target, size: config.size, fieldOfView: config.fieldOfView) else { return true }
+            let m = cam.cameraToWorld
+            for x in points {
+                let d = x - SIMD3(m[3], m[7], m[11])
+                let c = SIMD3(m[0] * d.x + m[4] * d.y + m[8] * d.z, m[1] * d.x + m[5] * d.y + m[9] * d.z, m[2] * d.x + m[6] * d.y + m[10] * d.z)
+                guard c.z > 0.1 else { return false }
+                let u = cam.fx * c.x / c.z + cam.cx, v = cam.fy * c.y / c.z + cam.cy
+                if u < lo || u > hi || v < lo || v > hi { return false }
+            }
+            return true
+        }
+        for _ in 0..<16 {
+            var ok = true
+            for (k, f) in trainFrames.enumerated() {
+                var placement = p.camera
+                placement.azimuth += p.orbit * Float(f) / Float(Swift.max(config.frames - 1, 1))
+                if !fits(placement, train[k]) { ok = false; break }
+            }
+            if ok { ok = novelPoses.allSatisfy { fits(p.camera, $0) } }
+            if ok { break }
+            p.camera.distance *= 1.12
+        }
+        let novelViewIndices = trainFrames.enumerated().filter { $0.element % config.novelViewStride == 0 }.map(\.offset)
+        for c in 0..<p.novelCameras.count {
+            for _ in 0..<16 {
+                if novelViewIndices.allSatisfy({ fits(p.novelCameras[c], train[$0]) }) { break }
+                p.novelCameras[c].distance *= 1.12
+            }
+        }
     }
 
     /// The skeleton, rest mesh and skinning weights of video `index`.

@@ -139,13 +139,13 @@ func l1(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> Double {
 
     @Test func flowWarpsTheNextFrameOntoThisOne() throws {
         for (motion, kind) in [(CharacterMotionKind.walk, CharacterKind.humanoid), (.jump, .humanoid), (.walk, .quadruped)] {
-            var config = characterConfig(size: 64, frames: 30, motion: motion, kind: kind)
+            var config = characterConfig(size: 96, frames: 30, motion: motion, kind: kind)
             config.staticCameraProbability = 0
             let assets = try CharacterScenes.assets(index: 0, config: config)
             let t = motion == .walk ? 10 : 18
             let f0 = try CharacterScenes.render(assets, split: "train", frame: t, config: config)
             let f1 = try CharacterScenes.render(assets, split: "train", frame: t + 1, config: config)
-            let n = 64
+            let n = 96
             func sample(_ img: [Float], _ x: Float, _ y: Float) -> SIMD3<Float> {
                 // Bilinear on pixel centres at i + 0.5.
                 let fx = x - 0.5, fy = y - 0.5
@@ -171,7 +171,7 @@ func l1(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> Double {
                     count += 1
                 }
             }
-            #expect(count > 100, "\(motion): only \(count) pixels with valid flow")
+            #expect(count > 100, "\(kind) \(motion): only \(count) pixels with valid flow")
             let w = warped / Double(max(count, 1)), s = still / Double(max(count, 1))
             #expect(moving / Double(max(count, 1)) > 0.3, "\(motion): the character barely moves")
             #expect(w < 0.04, "\(motion): warped error \(w)")
@@ -338,6 +338,22 @@ func l1(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> Double {
         let (g, t) = try tree.skinningTransforms(rotations: r, positions: p)
         let posed = try LinearBlendSkinning.skin(vertices: rest["vertices"]!.tensor(), weights: rest["weights"]!.tensor(), rotations: g, translations: t)
         #expect(zip(posed.scalars, npz["vertices"]!.tensor().scalars).allSatisfy { abs($0 - $1) < 1e-5 })
+    }
+
+    @Test(arguments: CharacterKind.allCases)
+    func walkingAndJumpingStayInView(kind: CharacterKind) throws {
+        for motion in [CharacterMotionKind.walk, .jump] {
+            for seed: UInt64 in [1, 2] {
+                let config = characterConfig(size: 32, frames: 90, seed: seed, motion: motion, kind: kind)
+                let assets = try CharacterScenes.assets(index: 0, config: config)
+                for f in stride(from: 0, to: 90, by: 9) {
+                    let frame = try CharacterScenes.render(assets, split: "train", frame: f, config: config)
+                    let border = (0..<32).contains { frame.mask[$0] != 0 || frame.mask[31 * 32 + $0] != 0 || frame.mask[$0 * 32] != 0 || frame.mask[$0 * 32 + 31] != 0 }
+                    #expect(!border, "\(kind) \(motion) seed \(seed) frame \(f) touches the image border")
+                    #expect(frame.mask.contains(1))
+                }
+            }
+        }
     }
 
     @Test func badInputIsRefused() throws {
