@@ -16,6 +16,8 @@ public enum SynthFamily: String, CaseIterable, Sendable {
     /// Stereo video of dynamic scenes with per-clip focal length, baseline and disparity offset
     /// (WSVD's web stereo videos), ``StereoScenes``.
     case stereo
+    /// Skinned procedural humanoids in motion (videos), ``CharacterScenes``.
+    case character
 
     /// The family called `name`, or an error listing the known ones.
     public static func named(_ name: String) throws -> SynthFamily {

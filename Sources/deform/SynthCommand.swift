@@ -16,33 +16,40 @@ struct Synth: ParsableCommand {
         and disparity offset; per frame left and right PNGs and an NPZ with disparity (= f b / depth + offset), depth, \
         the mask of pixels both cameras see, optical flow and segmentation; a transforms.json per clip. --count clips \
         (default 20) of --frames frames (default 12), --size 128.
+        character: videos of skinned procedural characters (--kind humanoid or quadruped; --motion walk, wave, squat, \
+        turn, jump or random) filmed by one camera, with held-out cameras and poses; per frame RGB, mask, depth, 2D/3D \
+        joints, poses, cameras and optical flow; per video the rest mesh with skinning weights and the skeleton. \
+        --count videos (default 1) of --frames frames (default 120), --size 256.
         scene.json, README.md and preview.png describe the folder. The same seed gives byte-identical files.
         """)
 
     @Argument(help: "Scene family (\(SynthFamily.allCases.map(\.rawValue).joined(separator: ", "))).") var family: String
     @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty, unless --overwrite).") var output: String
-    @Option(help: "symmetric: number of images over all splits (80% train, 10% val, 10% test; default 1000). stereo: number of clips (default 20).")
+    @Option(help: "symmetric: number of images over all splits (80% train, 10% val, 10% test; default 1000). stereo: number of clips (default 20). character: number of videos (default 1).")
     var count: Int?
-    @Option(help: "stereo: frames per clip (default 12).") var frames: Int?
-    @Option(help: "Image width and height in pixels (default 64 for symmetric, 128 for stereo).") var size: Int?
+    @Option(help: "stereo: frames per clip (default 12). character: training frames per video (default 120).") var frames: Int?
+    @Option(help: "Image width and height in pixels (default 64 for symmetric, 128 for stereo, 256 for character).") var size: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "symmetric: scale of the asymmetric perturbations (0: exactly symmetric heads; default 1).") var asymmetry: Float?
     @Option(help: "Samples per pixel along each axis for anti-aliasing (odd).") var supersampling = 3
     @Flag(help: "Replace a non-empty output folder.") var overwrite = false
+    // character family
+    @Option(help: "character: motion (walk, wave, squat, turn, jump, random); default: drawn per video.") var motion: String?
+    @Option(help: "character: body kind (humanoid, quadruped).") var kind = "humanoid"
 
     func validate() throws {
-        let kind: SynthFamily
-        do { kind = try SynthFamily.named(family) } catch { throw ValidationError("\(error)") }
+        let which: SynthFamily
+        do { which = try SynthFamily.named(family) } catch { throw ValidationError("\(error)") }
         if let count, count <= 0 { throw ValidationError("--count must be positive, got \(count)") }
         if let size, size <= 0 { throw ValidationError("--size must be positive, got \(size)") }
         if let frames, frames <= 0 { throw ValidationError("--frames must be positive, got \(frames)") }
         if supersampling <= 0 || supersampling % 2 == 0 { throw ValidationError("--supersampling must be a positive odd number, got \(supersampling)") }
-        if kind != .stereo && frames != nil { throw ValidationError("--frames applies to the stereo family only") }
-        if kind != .symmetric && asymmetry != nil { throw ValidationError("--asymmetry applies to the symmetric family only") }
+        if which == .symmetric && frames != nil { throw ValidationError("--frames applies to the stereo and character families only") }
+        if which != .symmetric && asymmetry != nil { throw ValidationError("--asymmetry applies to the symmetric family only") }
     }
 
     func run() throws {
-        let kind = try SynthFamily.named(family)
+        let which = try SynthFamily.named(family)
         let url = URL(fileURLWithPath: output)
         let start = Date()
         let tty = isatty(STDERR_FILENO) == 1
@@ -60,7 +67,9 @@ struct Synth: ParsableCommand {
                                                       ProgressLine.clock(Double(total - done) / max(rate, 1e-9)), rate, unit).data(using: .utf8)!)
             }
         }
-        switch kind {
+        switch which {
+        case .character:
+            try runCharacter()
         case .symmetric:
             var config = SymmetricSceneConfig()
             config.count = count ?? config.count
@@ -94,5 +103,50 @@ struct Synth: ParsableCommand {
                          url.standardizedFileURL.path, config.count, config.frames, config.size, config.size, seconds,
                          Double(total) / max(seconds, 1e-9)))
         }
+    }
+}
+
+extension Synth {
+    /// `deform synth character`: videos of skinned procedural humanoids with full ground truth.
+    func runCharacter() throws {
+        var config = CharacterSceneConfig()
+        config.count = count ?? 1
+        config.size = size ?? 256
+        config.frames = frames ?? 120
+        config.seed = seed
+        config.supersampling = supersampling
+        guard let body = CharacterKind(rawValue: kind) else {
+            throw ValidationError("--kind must be one of \(CharacterKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(kind)'")
+        }
+        config.kind = body
+        if let motion {
+            guard let kind = CharacterMotionKind(rawValue: motion) else {
+                throw ValidationError("--motion must be one of \(CharacterMotionKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(motion)'")
+            }
+            config.motion = kind
+        }
+        do { try config.validate() } catch { throw ValidationError("\(error)") }
+        let url = URL(fileURLWithPath: output)
+        do { try SymmetricScenes.checkOutput(url, overwrite: overwrite) } catch { throw CLIError("\(error)") }
+        let start = Date()
+        let tty = isatty(STDERR_FILENO) == 1
+        var lastDraw = Date.distantPast
+        var rendered = 0
+        try CharacterScenes.generate(config: config, to: url, overwrite: overwrite) { done, total in
+            rendered = total
+            guard tty else { return }
+            let now = Date()
+            guard now.timeIntervalSince(lastDraw) >= 0.1 || done == total else { return }
+            lastDraw = now
+            let elapsed = now.timeIntervalSince(start)
+            let rate = Double(done) / max(elapsed, 1e-9)
+            FileHandle.standardError.write(String(format: "\rsynth character %d/%d frames  %@ elapsed, ETA %@  %.1f frames/s   ",
+                                                  done, total, ProgressLine.clock(elapsed),
+                                                  ProgressLine.clock(Double(total - done) / max(rate, 1e-9)), rate).data(using: .utf8)!)
+        }
+        if tty { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+        let seconds = Date().timeIntervalSince(start)
+        print(String(format: "wrote %@: %d %@ video(s), %d frames of %dx%d rendered (training, novel views, novel poses) in %.1f s (%.1f frames/s)",
+                     url.standardizedFileURL.path, config.count, kind, rendered, config.size, config.size, seconds, Double(rendered) / max(seconds, 1e-9)))
     }
 }

@@ -326,7 +326,7 @@ func folderContents(_ folder: URL) throws -> [String: Data] {
     }
 
     @Test func badInputIsRefusedWithClearErrors() throws {
-        #expect(throws: SynthError("unknown scene family 'cars'; known families: symmetric, stereo")) { try SynthFamily.named("cars") }
+        #expect(throws: SynthError("unknown scene family 'cars'; known families: \(SynthFamily.allCases.map(\.rawValue).joined(separator: ", "))")) { try SynthFamily.named("cars") }
         #expect(try SynthFamily.named("symmetric") == .symmetric)
         for (count, size) in [(0, 64), (-3, 64), (10, 0), (10, -1)] {
             var c = SymmetricSceneConfig()
