@@ -18,6 +18,9 @@ public enum SynthFamily: String, CaseIterable, Sendable {
     case stereo
     /// Skinned procedural humanoids in motion (videos), ``CharacterScenes``.
     case character
+    /// Forward-facing dynamic scenes with deforming objects, one moving camera and held-out
+    /// cameras (the NVIDIA dynamic-scene benchmark), ``DynamicScenes``.
+    case dynamic
 
     /// The family called `name`, or an error listing the known ones.
     public static func named(_ name: String) throws -> SynthFamily {

@@ -20,15 +20,18 @@ struct Synth: ParsableCommand {
         turn, jump or random) filmed by one camera, with held-out cameras and poses; per frame RGB, mask, depth, 2D/3D \
         joints, poses, cameras and optical flow; per video the rest mesh with skinning weights and the skeleton. \
         --count videos (default 1) of --frames frames (default 120), --size 256.
+        dynamic: forward-facing dynamic scenes (NVIDIA dynamic-scene benchmark) with bending, waving and bouncing \
+        objects, one moving camera and held-out cameras; per frame RGB, depth, dynamic mask, forward/backward flow with \
+        validity; transforms.json with time and split. --count scenes (default 5) of --frames frames (default 24), --size 128.
         scene.json, README.md and preview.png describe the folder. The same seed gives byte-identical files.
         """)
 
     @Argument(help: "Scene family (\(SynthFamily.allCases.map(\.rawValue).joined(separator: ", "))).") var family: String
     @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty, unless --overwrite).") var output: String
-    @Option(help: "symmetric: number of images over all splits (80% train, 10% val, 10% test; default 1000). stereo: number of clips (default 20). character: number of videos (default 1).")
+    @Option(help: "symmetric: number of images over all splits (80% train, 10% val, 10% test; default 1000). stereo: number of clips (default 20). character: number of videos (default 1). dynamic: number of scenes (default 5).")
     var count: Int?
-    @Option(help: "stereo: frames per clip (default 12). character: training frames per video (default 120).") var frames: Int?
-    @Option(help: "Image width and height in pixels (default 64 for symmetric, 128 for stereo, 256 for character).") var size: Int?
+    @Option(help: "stereo: frames per clip (default 12). character: training frames per video (default 120). dynamic: frames per scene (default 24).") var frames: Int?
+    @Option(help: "Image width and height in pixels (default 64 for symmetric, 128 for stereo and dynamic, 256 for character).") var size: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "symmetric: scale of the asymmetric perturbations (0: exactly symmetric heads; default 1).") var asymmetry: Float?
     @Option(help: "Samples per pixel along each axis for anti-aliasing (odd).") var supersampling = 3
@@ -86,6 +89,22 @@ struct Synth: ParsableCommand {
             print(String(format: "wrote %@: %d %@ images of %dx%d (%@) in %.1f s (%.0f images/s)",
                          url.standardizedFileURL.path, config.count, family, config.size, config.size, splits, seconds,
                          Double(config.count) / max(seconds, 1e-9)))
+        case .dynamic:
+            var config = DynamicSceneConfig()
+            config.count = count ?? config.count
+            config.frames = frames ?? config.frames
+            config.size = size ?? config.size
+            config.seed = seed
+            config.supersampling = supersampling
+            do { try config.validate() } catch { throw ValidationError("\(error)") }
+            do { try SymmetricScenes.checkOutput(url, overwrite: overwrite) } catch { throw CLIError("\(error)") }
+            try DynamicScenes.generate(config: config, to: url, overwrite: overwrite, progress: progress("scenes", total: config.count))
+            if tty { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+            let seconds = Date().timeIntervalSince(start)
+            let views = config.frames * (1 + config.novelCameras)
+            print(String(format: "wrote %@: %d dynamic scenes x %d frames (+ %d held-out cameras) of %dx%d in %.1f s (%.1f views/s)",
+                         url.standardizedFileURL.path, config.count, config.frames, config.novelCameras, config.size, config.size,
+                         seconds, Double(config.count * views) / max(seconds, 1e-9)))
         case .stereo:
             var config = StereoSceneConfig()
             config.count = count ?? config.count
