@@ -268,3 +268,43 @@ private func maxDiff(_ a: Tensor, _ b: [Double]) -> Double { zip(a.scalars, b).m
         #expect(out.image.scalars[3 * p + 2] == 0)
     }
 }
+
+/// The gradients are usable for fitting: Gaussians started from perturbed positions, sizes,
+/// colours and opacities are optimised (Adam, written out here) towards a target rendering of the
+/// true ones, through log-scales and opacity logits as 3DGS parameterises them.
+@Suite struct GaussianSplattingFitTests {
+    @Test func fittingRecoversATargetImage() throws {
+        let cam = try PinholeCamera(width: 32, height: 32, fx: 30, fy: 30, cx: 16, cy: 16)
+        var rng = RandomGenerator(seed: 8)
+        let n = 10
+        let trueMeans = Tensor.concat([rng.uniform([n, 2], low: -0.5, high: 0.5), rng.uniform([n, 1], low: 2.5, high: 3.5)], axis: 1)
+        let trueScales = rng.uniform([n, 3], low: 0.08, high: 0.2)
+        let quats = rng.normal([n, 4])
+        let trueColors = rng.uniform([n, 3])
+        let trueOpacity = rng.uniform([n], low: 0.6, high: 0.9)
+        let target = try GaussianSplatting.render(means: trueMeans, scales: trueScales, quaternions: quats, opacities: trueOpacity,
+                                                  colors: trueColors, camera: cam).image
+        var params = [trueMeans + rng.normal([n, 3], std: 0.06), (trueScales * 1.4).log(), Tensor(shape: [n, 3], repeating: 0.5),
+                      Tensor(shape: [n], repeating: 0)]
+        var m = params.map { Tensor.zeros($0.shape) }, v = m
+        func loss(_ p: [Tensor]) throws -> Tensor {
+            let out = try GaussianSplatting.render(means: p[0], scales: p[1].exp(), quaternions: quats, opacities: p[3].sigmoid(),
+                                                   colors: p[2], camera: cam)
+            let d = out.image - target
+            return (d * d).mean()
+        }
+        let initial = try loss(params).item
+        for step in 1...150 {
+            let vars = params.map { $0.requiringGrad() }
+            let g = grad(of: try loss(vars), wrt: vars)
+            for k in 0..<params.count {
+                m[k] = m[k] * 0.9 + g[k] * 0.1
+                v[k] = v[k] * 0.999 + g[k] * g[k] * 0.001
+                let mHat = m[k] / (1 - pow(0.9, Float(step))), vHat = v[k] / (1 - pow(0.999, Float(step)))
+                params[k] = params[k] - 0.01 * mHat / (vHat.sqrt() + 1e-8)
+            }
+        }
+        let final = try loss(params).item
+        #expect(final < 0.05 * initial, "loss \(initial) -> \(final)")
+    }
+}
