@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "DeformGeometry", targets: ["DeformGeometry"]),
         .library(name: "DeformRender", targets: ["DeformRender"]),
         .library(name: "DeformSynth", targets: ["DeformSynth"]),
+        .library(name: "DeformView", targets: ["DeformView"]),
         .executable(name: "deform", targets: ["deform"]),
     ],
     dependencies: [
@@ -31,8 +32,10 @@ let package = Package(
         .target(name: "DeformGeometry", dependencies: ["DeformTensor"]),
         .target(name: "DeformRender", dependencies: ["DeformGeometry", "DeformTensor"]),
         .target(name: "DeformSynth", dependencies: ["DeformRender", "DeformGeometry", "DeformIO", "DeformTensor"]),
+        // Reports: colour maps, SVG plots and self-contained HTML viewers of run folders.
+        .target(name: "DeformView", dependencies: ["DeformIO", "DeformTensor"]),
         .executableTarget(name: "deform", dependencies: [
-            "DeformTensor", "DeformNN", "DeformIO", "DeformGeometry", "DeformNRSfM", "DeformRender", "DeformSynth",
+            "DeformTensor", "DeformNN", "DeformIO", "DeformGeometry", "DeformNRSfM", "DeformRender", "DeformSynth", "DeformView",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "DeformTensorTests", dependencies: ["DeformTensor"]),
@@ -43,6 +46,7 @@ let package = Package(
         .testTarget(name: "DeformNRSfMTests", dependencies: ["DeformNRSfM", "DeformGeometry", "DeformNN", "DeformTensor"]),
         .testTarget(name: "DeformGeometryTests", dependencies: ["DeformGeometry", "DeformTensor"]),
         .testTarget(name: "DeformRenderTests", dependencies: ["DeformRender", "DeformTensor"]),
+        .testTarget(name: "DeformViewTests", dependencies: ["DeformView", "DeformIO", "DeformTensor"]),
         .testTarget(name: "DeformSynthTests", dependencies: ["DeformSynth", "DeformRender", "DeformIO", "DeformTensor"]),
     ],
     swiftLanguageModes: [.v5]

@@ -5,6 +5,6 @@ struct Deform: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deform",
         abstract: "Recover the 3D shape, motion and appearance of deformable things from one camera.",
-        subcommands: [NRSfM.self, Render.self, Synth.self, Bench.self]
+        subcommands: [NRSfM.self, Render.self, Synth.self, View.self, Bench.self]
     )
 }
