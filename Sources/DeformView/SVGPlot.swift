@@ -38,7 +38,8 @@ public struct LinePlot: Sendable {
 
     /// The plot as an `<svg>` element.
     public func svg() -> String {
-        let left = 70.0, right = 20.0, top = 30.0, bottom = 48.0
+        // The legend sits in its own rows above the frame so it never hides data.
+        let left = 70.0, right = 20.0, top = 30.0 + 15 * Double(series.count), bottom = 48.0
         let w = Double(width), h = Double(height)
         let pw = w - left - right, ph = h - top - bottom
         let ty: (Double) -> Double = logY ? { log10($0) } : { $0 }
@@ -52,6 +53,7 @@ public struct LinePlot: Sendable {
         if x1 <= x0 { x0 -= 0.5; x1 += 0.5 }
         if y1 <= y0 { let d = max(abs(y0) * 0.1, 0.5); y0 -= d; y1 += d }
         if !logY && y0 > 0 && y0 < 0.5 * y1 { y0 = 0 }  // start at zero when that wastes little room
+        y1 += 0.04 * (y1 - y0)  // headroom, so a peak does not merge with the frame
         let xTicks = niceTicks(x0, x1), yTicks = logY ? logTicks(y0, y1) : niceTicks(y0, y1)
         x0 = min(x0, xTicks.first ?? x0); x1 = max(x1, xTicks.last ?? x1)
         y0 = min(y0, yTicks.first ?? y0); y1 = max(y1, yTicks.last ?? y1)
@@ -80,12 +82,14 @@ public struct LinePlot: Sendable {
             let coords = pts.map { "\(f(sx($0.0))),\(f(sy($0.1)))" }.joined(separator: " ")
             s += "<polyline data-series=\"\(escapeHTML(series.name))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(coords)\"/>\n"
         }
-        // Legend: one swatch per series, top-right inside the frame.
+        // Legend: one swatch per series, right-aligned rows between the title and the frame.
         for (i, (series, _)) in cleaned.enumerated() {
             let color = series.color ?? LinePlot.palette[i % LinePlot.palette.count]
-            let y = top + 12 + Double(i) * 15
-            s += "<g class=\"legend\"><line x1=\"\(f(left + pw - 150))\" y1=\"\(f(y - 4))\" x2=\"\(f(left + pw - 130))\" y2=\"\(f(y - 4))\" stroke=\"\(color)\" stroke-width=\"3\"/>"
-            s += "<text x=\"\(f(left + pw - 125))\" y=\"\(f(y))\">\(escapeHTML(series.name))</text></g>\n"
+            let y = 38 + Double(i) * 15
+            let textWidth = 6.0 * Double(series.name.count)  // rough width of 11 px sans-serif
+            let x = left + pw - textWidth
+            s += "<g class=\"legend\"><line x1=\"\(f(x - 26))\" y1=\"\(f(y - 4))\" x2=\"\(f(x - 6))\" y2=\"\(f(y - 4))\" stroke=\"\(color)\" stroke-width=\"3\"/>"
+            s += "<text x=\"\(f(left + pw))\" y=\"\(f(y))\" text-anchor=\"end\">\(escapeHTML(series.name))</text></g>\n"
         }
         s += "</svg>"
         return s
