@@ -153,9 +153,11 @@ if(meta.error&&meta.error[frame]!=null)t+=", mean error "+meta.error[frame].toPr
 function redraw(){dirty=true;}
 function togglePlay(){playing=!playing;playBtn.textContent=playing?"Pause":"Play";}
 slider.addEventListener("input",function(){setFrame(parseInt(slider.value,10));});
-playBtn.addEventListener("click",togglePlay);
-document.getElementById("reset").addEventListener("click",reset);
-["show-pred","show-gt","show-lines"].forEach(function(id){var el=document.getElementById(id);if(el)el.addEventListener("change",redraw);});
+// Controls give up focus after use: a focused button or checkbox would also react to the space
+// key that toggles playback, undoing it.
+playBtn.addEventListener("click",function(){togglePlay();playBtn.blur();});
+var resetBtn=document.getElementById("reset");resetBtn.addEventListener("click",function(){reset();resetBtn.blur();});
+["show-pred","show-gt","show-lines"].forEach(function(id){var el=document.getElementById(id);if(el)el.addEventListener("change",function(){redraw();el.blur();});});
 function on(id){var el=document.getElementById(id);return !!(el&&el.checked);}
 document.addEventListener("keydown",function(e){var t=e.target.tagName;if(t==="INPUT"&&e.target.type!=="range"&&e.target.type!=="checkbox")return;
 if(e.key===" "){e.preventDefault();togglePlay();}else if(e.key==="ArrowRight"||e.key==="ArrowUp"){e.preventDefault();setFrame(frame+1);}

@@ -191,7 +191,12 @@ public struct RunReport: Sendable {
             switch ext {
             case "npz":
                 report.prediction = try PointSequence.load(npz: url)
-                if let groundTruth { report.groundTruth = try PointSequence.load(npz: groundTruth); report.groundTruthSource = groundTruth.path }
+                if let groundTruth {
+                    report.groundTruth = try PointSequence.load(npz: groundTruth)
+                    report.groundTruthSource = groundTruth.path
+                } else {
+                    report.notes.append("No ground truth given (--ground-truth tracks.npz): the points are shown alone.")
+                }
             case "jsonl":
                 report.loss = try readLossLog(url)
                 if report.loss!.isEmpty { throw ViewError.nothingToShow(path: url.path, missing: ["lines with a numeric 'loss' field"]) }

@@ -31,6 +31,6 @@ struct View: ParsableCommand {
         let html = report.html()
         try writeAtomically(Data(html.utf8), to: destination)
         for note in report.notes { print("note: \(note)") }
-        print(String(format: "wrote %@ (%.1f MB)", destination.path, Double(html.utf8.count) / 1e6))
+        print(String(format: "wrote %@ (%.0f kB)", destination.path, Double(html.utf8.count) / 1e3))
     }
 }
