@@ -7,6 +7,7 @@ import Foundation
 /// The map is stored as nine anchor colours (every 1/8) and interpolated linearly in sRGB; that is
 /// within a few 1/255 of the full 256-entry table and keeps the luminance monotonic.
 public enum ColorMap: Sendable {
+    /// Dark purple (0) through blue and green to yellow (1).
     case viridis
 
     /// sRGB anchors at t = 0, 1/8, ..., 1 (0...255 per channel).

@@ -20,10 +20,13 @@ public struct PlotSeries: Sendable {
 /// a test) can count the samples. Axes carry tick labels and the axis titles should include units,
 /// e.g. `"step"` and `"loss (mean squared reprojection error)"`.
 public struct LinePlot: Sendable {
+    /// Shown above the plot and as the SVG `<title>`.
     public var title: String
+    /// Axis titles; include the unit, e.g. `"frame (index)"`.
     public var xLabel: String
     public var yLabel: String
     public var series: [PlotSeries]
+    /// Size in CSS pixels.
     public var width: Int = 640
     public var height: Int = 300
     /// Plots y on a log10 axis; non-positive values are then dropped.
