@@ -169,14 +169,7 @@ extension CharacterScenes {
             orientation is the identity; forward kinematics: G_0 = R_root L_0, p_0 = t_root + R_root o_0, G_j = G_parent L_j, \
             p_j = p_parent + G_parent o_j; skinning: v = sum_j w_j (G_j (v_rest - r_j) + p_j) with r_j the rest positions
             """)
-        return try encodeJSON(file)
-    }
-
-    static func encodeJSON<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
+        return try SynthFiles.json(file)
     }
 
     /// Per-video sequences of the training frames: poses, joints and cameras stacked over time.
@@ -258,7 +251,7 @@ extension CharacterScenes {
                                 transformMatrix: (0..<3).map { Array(pose[($0 * 4)..<($0 * 4 + 4)]) } + [[0, 0, 0, 1]]))
         }
         let c = first!
-        return try encodeJSON(TransformsFile(flX: c.fx, flY: c.fy, cx: c.cx, cy: c.cy, w: c.width, h: c.height, frames: frames))
+        return try SynthFiles.json(TransformsFile(flX: c.fx, flY: c.fy, cx: c.cx, cy: c.cy, w: c.width, h: c.height, frames: frames))
     }
 
     // MARK: - Whole datasets
@@ -314,39 +307,17 @@ extension CharacterScenes {
                           progress: ((Int, Int) -> Void)?) throws {
         let perVideo = jobs(config: config)
         let total = perVideo.count * all.count
-        let lock = NSLock()
-        var firstError: Error?
-        var done = 0
-        // Whole frames per worker; the rasteriser's and the shader's row parallelism nest inside
-        // and run inline.
-        Threads.withSingleThreadedBLAS {
-            DispatchQueue.concurrentPerform(iterations: total) { k in
-                lock.lock()
-                let failed = firstError != nil
-                lock.unlock()
-                if failed { return }
-                do {
-                    let a = all[k / perVideo.count], job = perVideo[k % perVideo.count]
-                    let frame = try render(a, split: job.split, frame: job.frame, cameraIndex: job.camera, config: config)
-                    let base = folder.appendingPathComponent(videoFolder(a.parameters.index))
-                        .appendingPathComponent(stem(split: job.split, frame: job.frame, cameraIndex: job.camera))
-                    let n = config.size
-                    try writePNG(Tensor(frame.image, shape: [n, n, 3]), to: base.appendingPathExtension("png"))
-                    try writePNG(Tensor(frame.mask.map { Float($0) }, shape: [n, n, 1]),
-                                 to: URL(fileURLWithPath: base.path + "_mask.png"))
-                    try writeNPZ(arrays(frame), to: base.appendingPathExtension("npz"))
-                    lock.lock()
-                    done += 1
-                    progress?(done, total)
-                    lock.unlock()
-                } catch {
-                    lock.lock()
-                    if firstError == nil { firstError = error }
-                    lock.unlock()
-                }
-            }
+        try SynthFiles.forEachItem(total, progress: progress.map { report in { report($0, total) } }) { k in
+            let a = all[k / perVideo.count], job = perVideo[k % perVideo.count]
+            let frame = try render(a, split: job.split, frame: job.frame, cameraIndex: job.camera, config: config)
+            let base = folder.appendingPathComponent(videoFolder(a.parameters.index))
+                .appendingPathComponent(stem(split: job.split, frame: job.frame, cameraIndex: job.camera))
+            let n = config.size
+            try writePNG(Tensor(frame.image, shape: [n, n, 3]), to: base.appendingPathExtension("png"))
+            try writePNG(Tensor(frame.mask.map { Float($0) }, shape: [n, n, 1]),
+                         to: URL(fileURLWithPath: base.path + "_mask.png"))
+            try writeNPZ(arrays(frame), to: base.appendingPathExtension("npz"))
         }
-        if let firstError { throw firstError }
     }
 
     // MARK: - Metadata
@@ -371,7 +342,7 @@ extension CharacterScenes {
 
     /// The `scene.json` text (sorted keys, reproducible byte for byte).
     public static func sceneJSON(_ config: CharacterSceneConfig) throws -> String {
-        try encodeJSON(SceneFile(
+        try SynthFiles.json(SceneFile(
             seed: String(config.seed), config: config, joints: CharacterIdentity.joints(config.kind).names,
             parents: CharacterIdentity.joints(config.kind).parents, videos: (0..<config.count).map(videoFolder),
             imageFormation: """

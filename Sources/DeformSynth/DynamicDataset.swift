@@ -89,20 +89,13 @@ extension DynamicScenes {
                 }
                 let (training, novel) = try renderVideo(scene, config: config)
                 let all = training + novel.flatMap { $0 }
-                var failure: Error?
-                let lock = NSLock()
-                DispatchQueue.concurrentPerform(iterations: all.count) { item in
+                try SynthFiles.forEachItem(all.count, progress: nil) { item in
                     let s = all[item], n = s.size
                     let stem = frameStem(s.frame, view: s.view, config: config)
                     let (images, gt) = s.view == .training ? ("images", "gt") : ("novel", "novel_gt")
-                    do {
-                        try writePNG(Tensor(s.image, shape: [n, n, 3]), to: folder.appendingPathComponent("\(images)/\(stem).png"))
-                        try writeNPZ(arrays(s, params: scene, config: config), to: folder.appendingPathComponent("\(gt)/\(stem).npz"))
-                    } catch {
-                        lock.lock(); if failure == nil { failure = error }; lock.unlock()
-                    }
+                    try writePNG(Tensor(s.image, shape: [n, n, 3]), to: folder.appendingPathComponent("\(images)/\(stem).png"))
+                    try writeNPZ(arrays(s, params: scene, config: config), to: folder.appendingPathComponent("\(gt)/\(stem).npz"))
                 }
-                if let failure { throw failure }
                 try writeAtomically(Data(transformsJSON(scene, config: config).utf8), to: folder.appendingPathComponent("transforms.json"))
                 if previewRows.count < 4 { previewRows.append(previewPanels(training: training, novel: novel)) }
                 progress?(done + 1)
@@ -202,10 +195,7 @@ extension DynamicScenes {
             """,
             scenes: scenes.map { .init(folder: sceneFolder($0.index, config: config), parameters: $0) },
             arrays: arrayDescriptions.map { .init(name: $0.name, description: $0.description) })
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try encoder.encode(file), as: UTF8.self) + "\n"
+        return try SynthFiles.json(file)
     }
 
     struct TransformsFile: Encodable {
@@ -257,10 +247,7 @@ extension DynamicScenes {
         }
         let (f, cx, cy) = intrinsics(p, config: config)
         let file = TransformsFile(w: config.size, h: config.size, flX: f, flY: f, cx: cx + 0.5, cy: cy + 0.5, frames: frames)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try encoder.encode(file), as: UTF8.self) + "\n"
+        return try SynthFiles.json(file)
     }
 
     /// The folder's `README.md`.

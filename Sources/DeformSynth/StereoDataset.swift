@@ -97,37 +97,16 @@ extension StereoScenes {
     }
 
     static func renderAll(clips: [StereoClipParameters], config: StereoSceneConfig, into folder: URL, progress: ((Int) -> Void)?) throws {
-        let lock = NSLock()
-        var firstError: Error?
-        var done = 0
         let frames = config.frames, n = config.size
-        // Whole frames per worker; the rasteriser's own band parallelism nests inside and runs inline.
-        Threads.withSingleThreadedBLAS {
-            DispatchQueue.concurrentPerform(iterations: clips.count * frames) { item in
-                lock.lock()
-                let failed = firstError != nil
-                lock.unlock()
-                if failed { return }
-                do {
-                    let clip = clips[item / frames], frame = item % frames
-                    let sample = try render(clip, frame: frame, config: config)
-                    let base = folder.appendingPathComponent(clipFolder(clip.index, config: config))
-                    let stem = frameStem(frame, config: config)
-                    try writePNG(Tensor(sample.left, shape: [n, n, 3]), to: base.appendingPathComponent("left/\(stem).png"))
-                    try writePNG(Tensor(sample.right, shape: [n, n, 3]), to: base.appendingPathComponent("right/\(stem).png"))
-                    try writeNPZ(arrays(sample, params: clip, config: config), to: base.appendingPathComponent("gt/\(stem).npz"))
-                    lock.lock()
-                    done += 1
-                    progress?(done)
-                    lock.unlock()
-                } catch {
-                    lock.lock()
-                    if firstError == nil { firstError = error }
-                    lock.unlock()
-                }
-            }
+        try SynthFiles.forEachItem(clips.count * frames, progress: progress) { item in
+            let clip = clips[item / frames], frame = item % frames
+            let sample = try render(clip, frame: frame, config: config)
+            let base = folder.appendingPathComponent(clipFolder(clip.index, config: config))
+            let stem = frameStem(frame, config: config)
+            try writePNG(Tensor(sample.left, shape: [n, n, 3]), to: base.appendingPathComponent("left/\(stem).png"))
+            try writePNG(Tensor(sample.right, shape: [n, n, 3]), to: base.appendingPathComponent("right/\(stem).png"))
+            try writeNPZ(arrays(sample, params: clip, config: config), to: base.appendingPathComponent("gt/\(stem).npz"))
         }
-        if let firstError { throw firstError }
     }
 
     // MARK: - Metadata
@@ -175,10 +154,7 @@ extension StereoScenes {
             clips: clips.map { .init(folder: clipFolder($0.index, config: config), parameters: $0,
                                      convergenceDistance: $0.offset < 0 ? -$0.focal * $0.baseline / $0.offset : nil) },
             arrays: arrayDescriptions.map { .init(name: $0.name, description: $0.description) })
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try encoder.encode(scene), as: UTF8.self) + "\n"
+        return try SynthFiles.json(scene)
     }
 
     struct TransformsFile: Encodable {
@@ -221,10 +197,7 @@ extension StereoScenes {
             }
         }
         let file = TransformsFile(w: config.size, h: config.size, baseline: p.baseline, offset: p.offset, frames: frames)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try encoder.encode(file), as: UTF8.self) + "\n"
+        return try SynthFiles.json(file)
     }
 
     /// The folder's `README.md`.

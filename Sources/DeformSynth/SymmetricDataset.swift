@@ -108,35 +108,13 @@ extension SymmetricScenes {
     }
 
     static func renderAll(config: SymmetricSceneConfig, into folder: URL, progress: ((Int) -> Void)?) throws {
-        let lock = NSLock()
-        var firstError: Error?
-        var done = 0
         let count = config.count
-        // Whole images per worker; the rasteriser's own band parallelism nests inside and runs
-        // inline, and BLAS stays on one thread per worker.
-        Threads.withSingleThreadedBLAS {
-            DispatchQueue.concurrentPerform(iterations: count) { index in
-                lock.lock()
-                let failed = firstError != nil
-                lock.unlock()
-                if failed { return }
-                do {
-                    let sample = try render(index: index, config: config)
-                    let base = folder.appendingPathComponent(config.split(of: index)).appendingPathComponent(stem(index, count: count))
-                    try writePNG(Tensor(sample.image, shape: [config.size, config.size, 3]), to: base.appendingPathExtension("png"))
-                    try writeNPZ(arrays(sample, config: config), to: base.appendingPathExtension("npz"))
-                    lock.lock()
-                    done += 1
-                    progress?(done)
-                    lock.unlock()
-                } catch {
-                    lock.lock()
-                    if firstError == nil { firstError = error }
-                    lock.unlock()
-                }
-            }
+        try SynthFiles.forEachItem(count, progress: progress) { index in
+            let sample = try render(index: index, config: config)
+            let base = folder.appendingPathComponent(config.split(of: index)).appendingPathComponent(stem(index, count: count))
+            try writePNG(Tensor(sample.image, shape: [config.size, config.size, 3]), to: base.appendingPathExtension("png"))
+            try writeNPZ(arrays(sample, config: config), to: base.appendingPathExtension("npz"))
         }
-        if let firstError { throw firstError }
     }
 
     // MARK: - Metadata
@@ -193,10 +171,7 @@ extension SymmetricScenes {
             """,
             splits: config.splitRanges.map { .init(name: $0.name, first: $0.range.lowerBound, count: $0.range.count, folder: $0.name) },
             arrays: arrayDescriptions.map { .init(name: $0.name, description: $0.description) })
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try encoder.encode(scene), as: UTF8.self) + "\n"
+        return try SynthFiles.json(scene)
     }
 
     struct TransformsFile: Encodable {
@@ -235,10 +210,7 @@ extension SymmetricScenes {
             return .init(filePath: "\(split)/\(stem(index, count: config.count)).png", split: split, transformMatrix: matrix)
         }
         let file = TransformsFile(flX: f, flY: f, cx: Float(n) / 2, cy: Float(n) / 2, w: n, h: n, frames: frames)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try encoder.encode(file), as: UTF8.self) + "\n"
+        return try SynthFiles.json(file)
     }
 
     /// The folder's `README.md`.
