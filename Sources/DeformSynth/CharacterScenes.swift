@@ -82,7 +82,7 @@ public struct CharacterSceneConfig: Codable, Sendable, Equatable {
 
     /// Throws a ``SynthError`` naming the first parameter that is out of range.
     public func validate() throws {
-        func check(_ ok: Bool, _ message: String) throws { if !ok { throw SynthError(message) } }
+        func check(_ ok: Bool, _ message: String) throws { try SynthFiles.check(ok, message) }
         try check(count > 0, "count must be positive, got \(count)")
         try check(count <= 100_000, "count must be at most 100000, got \(count)")
         try check(frames > 0, "frames must be positive, got \(frames)")

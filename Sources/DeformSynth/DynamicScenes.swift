@@ -43,11 +43,8 @@ public struct DynamicSceneConfig: Codable, Sendable, Equatable {
 
     /// Throws a ``SynthError`` naming the first parameter that is out of range.
     public func validate() throws {
-        func check(_ ok: Bool, _ message: String) throws { if !ok { throw SynthError(message) } }
-        func range(_ name: String, _ r: [Float], _ lo: Float, _ hi: Float) throws {
-            try check(r.count == 2 && r[0] <= r[1] && r[0] >= lo && r[1] <= hi,
-                      "\(name) must be a range [lo, hi] with \(lo) <= lo <= hi <= \(hi), got \(r)")
-        }
+        func check(_ ok: Bool, _ message: String) throws { try SynthFiles.check(ok, message) }
+        func range(_ name: String, _ r: [Float], _ lo: Float, _ hi: Float) throws { try SynthFiles.checkRange(name, r, lo, hi) }
         try check(count > 0, "count must be positive, got \(count)")
         try check(frames > 0, "frames must be positive, got \(frames)")
         try check(size > 0, "size must be positive, got \(size)")

@@ -54,10 +54,9 @@ public struct StereoSceneConfig: Codable, Sendable, Equatable {
 
     /// Throws a ``SynthError`` naming the first parameter that is out of range.
     public func validate() throws {
-        func check(_ ok: Bool, _ message: String) throws { if !ok { throw SynthError(message) } }
+        func check(_ ok: Bool, _ message: String) throws { try SynthFiles.check(ok, message) }
         func range(_ name: String, _ r: [Float], _ lo: Float, _ hi: Float, open: Bool = false) throws {
-            try check(r.count == 2 && r[0] <= r[1] && (open ? r[0] > lo : r[0] >= lo) && r[1] <= hi,
-                      "\(name) must be a range [lo, hi] with \(lo) \(open ? "<" : "<=") lo <= hi <= \(hi), got \(r)")
+            try SynthFiles.checkRange(name, r, lo, hi, open: open)
         }
         try check(count > 0, "count must be positive, got \(count)")
         try check(frames > 0, "frames must be positive, got \(frames)")

@@ -81,7 +81,7 @@ public struct SymmetricSceneConfig: Codable, Sendable, Equatable {
 
     /// Throws a ``SynthError`` naming the first parameter that is out of range.
     public func validate() throws {
-        func check(_ ok: Bool, _ message: String) throws { if !ok { throw SynthError(message) } }
+        func check(_ ok: Bool, _ message: String) throws { try SynthFiles.check(ok, message) }
         try check(count > 0, "count must be positive, got \(count)")
         try check(size > 0, "size must be positive, got \(size)")
         try check(size >= 3, "size must be at least 3 pixels (normals need neighbours), got \(size)")

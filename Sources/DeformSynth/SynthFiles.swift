@@ -41,4 +41,16 @@ enum SynthFiles {
         }
         if let firstError { throw firstError }
     }
+
+    /// Throws ``SynthError`` with `message` unless `ok` (configuration checks).
+    static func check(_ ok: Bool, _ message: String) throws {
+        if !ok { throw SynthError(message) }
+    }
+
+    /// Checks that `r` is a range `[lo, hi]` inside the allowed bounds (`open`: the lower bound is
+    /// excluded).
+    static func checkRange(_ name: String, _ r: [Float], _ lo: Float, _ hi: Float, open: Bool = false) throws {
+        try check(r.count == 2 && r[0] <= r[1] && (open ? r[0] > lo : r[0] >= lo) && r[1] <= hi,
+                  "\(name) must be a range [lo, hi] with \(lo) \(open ? "<" : "<=") lo <= hi <= \(hi), got \(r)")
+    }
 }
