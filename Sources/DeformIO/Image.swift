@@ -113,6 +113,22 @@ public func writePNG(_ pixels: Tensor, to url: URL, bitDepth: Int = 8) throws {
     try writeAtomically(data, to: url)
 }
 
+/// PNG bytes of `[H, W, C]` samples in [0, 1] (C = 1, 3 or 4), for embedding (reports, data URIs).
+///
+/// - Parameter name: names the image in error messages.
+public func encodePNGData(_ pixels: Tensor, bitDepth: Int = 8, name: String = "<memory>") throws -> Data {
+    guard bitDepth == 8 || bitDepth == 16 else {
+        throw DeformIOError.invalidValue(file: name, entry: "bitDepth", message: "PNG bit depth must be 8 or 16, got \(bitDepth)")
+    }
+    try checkImageTensor(pixels, file: name, format: .png)
+    return try encodePNG(pixels, bitDepth: bitDepth, file: name)
+}
+
+/// Decodes PNG or JPEG bytes held in memory; `name` names them in error messages.
+public func decodeImageData(_ data: Data, name: String = "<memory>") throws -> Image {
+    try decodeImage(data, file: name)
+}
+
 /// Writes `image` as a baseline JPEG (4:2:0 chroma for colour), atomically. JPEG holds 8 bits and no
 /// alpha: 16-bit images are rounded to 8 bits, and RGBA is refused rather than silently flattened.
 ///

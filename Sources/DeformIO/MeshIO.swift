@@ -344,6 +344,12 @@ public struct GaussianCloud: Sendable {
     public var shDegree: Int
 
     public var count: Int { opacities.count }
+
+    public init(means: [Float], scales: [Float], opacities: [Float], baseColors: [Float], shDegree: Int) {
+        precondition(means.count == 3 * opacities.count && scales.count == means.count && baseColors.count == means.count,
+                     "GaussianCloud: means, scales and colours need 3 values per opacity")
+        self.means = means; self.scales = scales; self.opacities = opacities; self.baseColors = baseColors; self.shDegree = shDegree
+    }
 }
 
 /// Whether a parsed PLY has the 3DGS vertex properties (`f_dc_0`, `opacity`, `scale_0`).

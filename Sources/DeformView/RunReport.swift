@@ -114,6 +114,15 @@ public struct RunReport: Sendable {
     public var groundTruthSource: String?
     /// Mean per-point distance to the ground truth per frame, after ``alignForDisplay``.
     public var errorPerFrame: [Double]?
+    /// Skeleton edges between points, `2 * E` point indices (from an `edges` [E, 2] or `parents`
+    /// [P] entry of the reconstruction or the tracks file), drawn for both point sets.
+    public var edges: [UInt32]?
+    /// Meshes, point clouds and Gaussians found in the run (see ``PanelDiscovery``).
+    public var scenes: [ScenePanel] = []
+    /// Pictures found in the run, embedded as they are.
+    public var images: [ImagePanel] = []
+    /// Depth maps found in the run, coloured with one shared range.
+    public var depthMaps: [DepthMap] = []
     /// What was missing or skipped, in words for the reader.
     public var notes: [String] = []
 
@@ -122,6 +131,7 @@ public struct RunReport: Sendable {
     /// Whether anything beyond notes would be shown.
     public var hasContent: Bool {
         config != nil || metrics != nil || loss != nil || prediction != nil || groundTruth != nil
+            || !scenes.isEmpty || !images.isEmpty || !depthMaps.isEmpty
     }
 
     /// Loads a run folder written by `deform nrsfm fit`, or one file of such a folder.
@@ -157,7 +167,9 @@ public struct RunReport: Sendable {
                 if report.loss!.isEmpty { report.loss = nil; report.notes.append("log.jsonl holds no loss values.") }
             } else { report.notes.append("log.jsonl is missing: no training-loss plot."); looked.append("log.jsonl") }
             if has("reconstruction.npz") {
-                report.prediction = try PointSequence.load(npz: folder.appendingPathComponent("reconstruction.npz"))
+                let file = folder.appendingPathComponent("reconstruction.npz")
+                report.prediction = try PointSequence.load(npz: file)
+                report.edges = try skeletonEdges(readNPZ(file), points: report.prediction!.points, file: file.path, notes: &report.notes)
             } else {
                 report.notes.append("reconstruction.npz is missing: no 3D reconstruction to show.")
                 looked.append("reconstruction.npz (points_3d [frames, points, 3])")
@@ -176,6 +188,9 @@ public struct RunReport: Sendable {
                     if arrays["points_3d"] != nil {
                         report.groundTruth = try PointSequence.load(npz: found)
                         report.groundTruthSource = found.path
+                        if report.edges == nil {
+                            report.edges = try skeletonEdges(arrays, points: report.groundTruth!.points, file: found.path, notes: &report.notes)
+                        }
                     } else { report.notes.append("The tracks file \(found.path) has no points_3d: no ground truth.") }
                 } else {
                     report.notes.append("The tracks file \(found.path) is not an NPZ file: no ground truth.")
@@ -186,11 +201,17 @@ public struct RunReport: Sendable {
             } else if groundTruth == nil {
                 report.notes.append("No tracks file is recorded (config.json 'tracks'): no ground truth.")
             }
+            report.addPanels(from: PanelDiscovery.files(in: folder), folder: folder)
+            if report.prediction == nil && !(report.scenes.isEmpty && report.images.isEmpty && report.depthMaps.isEmpty) {
+                // A run of an image or scene method: a missing point reconstruction is not news.
+                report.notes.removeAll { $0.hasPrefix("reconstruction.npz is missing") || $0.hasPrefix("No tracks file") }
+            }
         } else {
             let ext = url.pathExtension.lowercased()
             switch ext {
             case "npz":
                 report.prediction = try PointSequence.load(npz: url)
+                report.edges = try skeletonEdges(readNPZ(url), points: report.prediction!.points, file: url.path, notes: &report.notes)
                 if let groundTruth {
                     report.groundTruth = try PointSequence.load(npz: groundTruth)
                     report.groundTruthSource = groundTruth.path
@@ -203,9 +224,20 @@ public struct RunReport: Sendable {
             case "json":
                 let json = try readJSONObject(url)
                 if url.lastPathComponent == "config.json" { report.config = flatten(json) } else { try report.addMetrics(json) }
+            case "ply", "obj", "png", "jpg", "jpeg", "npy":
+                if ext == "npy" && !url.lastPathComponent.lowercased().contains("depth") {
+                    throw ViewError.unsupportedFormat(file: url.path, message:
+                        "an .npy file is shown as a depth map only when its name contains 'depth' ([H, W] array)")
+                }
+                let before = report.notes.count
+                report.addPanels(from: [url], folder: nil)
+                if !report.hasContent {
+                    throw ViewError.unsupportedFormat(file: url.path, message: report.notes.dropFirst(before).joined(separator: " "))
+                }
             default:
                 throw ViewError.unsupportedFormat(file: url.path, message:
-                    "unknown file kind '.\(ext)'; expected a run folder, an .npz with points_3d [frames, points, 3], a .json or a .jsonl loss log")
+                    "unknown file kind '.\(ext)'; expected a run folder, an .npz with points_3d [frames, points, 3], a .json or "
+                    + "a .jsonl loss log, a mesh or Gaussians (.ply, .obj), an image (.png, .jpg) or a depth map (*depth*.npy)")
             }
         }
         if let p = report.prediction, let g = report.groundTruth {
@@ -219,7 +251,10 @@ public struct RunReport: Sendable {
                 report.groundTruth = nil
             }
         }
-        guard report.hasContent else { throw ViewError.nothingToShow(path: url.path, missing: looked) }
+        guard report.hasContent else {
+            throw ViewError.nothingToShow(path: url.path, missing: looked + [
+                "images (*.png, *.jpg), meshes or Gaussians (*.ply, *.obj), depth maps (*depth*.npy), in the folder or one folder down"])
+        }
         return report
     }
 
@@ -231,6 +266,32 @@ public struct RunReport: Sendable {
             }
         }
     }
+}
+
+/// Skeleton edges from an NPZ: `edges` `[E, 2]` point indices, or `parents` `[P]` (a kinematic
+/// tree, -1 at roots). Bad entries become a note, not an error: the points are still worth showing.
+func skeletonEdges(_ arrays: [String: NPYArray], points: Int, file: String, notes: inout [String]) throws -> [UInt32]? {
+    var pairs: [Int] = []
+    if let edges = arrays["edges"] {
+        guard edges.shape.count == 2, edges.shape[1] == 2 else {
+            notes.append("\(file): entry 'edges' should be [E, 2], found \(edges.shape); no skeleton drawn.")
+            return nil
+        }
+        pairs = edges.doubles().map { Int($0) }
+    } else if let parents = arrays["parents"] {
+        guard parents.shape == [points] else {
+            notes.append("\(file): entry 'parents' should be [\(points)], found \(parents.shape); no skeleton drawn.")
+            return nil
+        }
+        for (child, parent) in parents.doubles().enumerated() where parent >= 0 { pairs += [Int(parent), child] }
+    } else {
+        return nil
+    }
+    guard pairs.allSatisfy({ $0 >= 0 && $0 < points }) else {
+        notes.append("\(file): skeleton indices outside 0..<\(points); no skeleton drawn.")
+        return nil
+    }
+    return pairs.isEmpty ? nil : pairs.map { UInt32($0) }
 }
 
 /// A parsed JSON value; Codable keeps booleans and numbers apart on every platform.

@@ -133,9 +133,14 @@ struct SyntheticRun {
     func remove() { try? FileManager.default.removeItem(at: folder) }
 }
 
-/// The text of `<script id="...">`.
-func scriptContent(_ html: String, id: String) -> String? {
-    guard let open = html.range(of: "<script id=\"\(id)\""),
+/// The text of the `occurrence`-th `<script data-name="...">` (viewers hold their data in these).
+func scriptContent(_ html: String, name: String, occurrence: Int = 0) -> String? {
+    var from = html.startIndex
+    for _ in 0..<occurrence {
+        guard let r = html[from...].range(of: "<script data-name=\"\(name)\"") else { return nil }
+        from = r.upperBound
+    }
+    guard let open = html[from...].range(of: "<script data-name=\"\(name)\""),
           let gt = html[open.upperBound...].firstIndex(of: ">"),
           let close = html[gt...].range(of: "</script>") else { return nil }
     return String(html[html.index(after: gt)..<close.lowerBound])
@@ -155,8 +160,8 @@ struct RunReportTests {
         }
         #expect(!html.contains("http://") && !html.contains("https://"))
         // The embedded arrays decode to the aligned points: centred, prediction depth un-mirrored.
-        let predText = try #require(scriptContent(html, id: "deform-pred"))
-        let gtText = try #require(scriptContent(html, id: "deform-gt"))
+        let predText = try #require(scriptContent(html, name: "pos"))
+        let gtText = try #require(scriptContent(html, name: "gt"))
         let pred = try #require(decodeBase64Float32(predText))
         let gt = try #require(decodeBase64Float32(gtText))
         #expect(pred.count == s.frames * s.points * 3 && gt.count == pred.count)
@@ -178,8 +183,8 @@ struct RunReportTests {
         #expect(html.contains("<th>config.iterations</th><td>300</td>"))
         #expect(html.contains("<th>config.lifting</th><td>false</td>"))
         #expect(html.contains("<th>mpjpe</th><td>0.0125</td>"))
-        #expect(html.contains("id=\"deform-canvas\"") && html.contains("getContext(\"webgl\")"))
-        let meta = try #require(scriptContent(html, id: "deform-meta"))
+        #expect(html.contains("class=\"deform-viewer\"") && html.contains("getContext(\"webgl\""))
+        let meta = try #require(scriptContent(html, name: "meta"))
         let json = try JSONSerialization.jsonObject(with: Data(meta.utf8)) as? [String: Any]
         #expect(json?["frames"] as? Int == s.frames && json?["points"] as? Int == s.points)
     }
