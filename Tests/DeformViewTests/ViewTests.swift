@@ -1,4 +1,5 @@
 import Foundation
+import DeformTensor
 import Testing
 import DeformIO
 @testable import DeformView
@@ -268,5 +269,108 @@ struct RunReportTests {
         let bytes = report.html().utf8.count
         #expect(bytes < 5_000_000, "\(bytes) bytes")
         #expect(bytes > 2 * frames * points * 12 * 4 / 3)   // both arrays really are in it
+    }
+}
+
+@Suite("Report panels")
+struct ReportPanelTests {
+    func makeFolder() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("deform-panels-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("renders"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func imagesDepthAndScenesAreFoundByConvention() throws {
+        let dir = try makeFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try writePNG(Tensor([Float](repeating: 0.5, count: 8 * 6 * 3), shape: [8, 6, 3]), to: dir.appendingPathComponent("renders/b.png"))
+        try writePNG(Tensor([Float](repeating: 0.2, count: 4 * 4 * 3), shape: [4, 4, 3]), to: dir.appendingPathComponent("preview.png"))
+        try writeJPEG(Tensor([Float](repeating: 0.7, count: 16 * 16 * 3), shape: [16, 16, 3]), to: dir.appendingPathComponent("renders/a.jpg"))
+        // Depth: a float map in metres and a one-channel PNG; they share one colour range.
+        try writeNPY(Tensor((0..<12).map { 1 + Float($0) * 0.1 }, shape: [3, 4]), to: dir.appendingPathComponent("depth.npy"))
+        try writePNG(Tensor([Float](repeating: 0.5, count: 9), shape: [3, 3, 1]), to: dir.appendingPathComponent("renders/depth_0.png"))
+        // Ignored: checkpoints, unrelated arrays.
+        try writePNG(Tensor([Float](repeating: 0, count: 3), shape: [1, 1, 3]), to: dir.appendingPathComponent("checkpoints/x.png"))
+        try writeNPY(Tensor([1, 2, 3]), to: dir.appendingPathComponent("codes.npy"))
+        try Data("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n".utf8).write(to: dir.appendingPathComponent("mesh.obj"))
+        let report = try RunReport.load(dir)
+        // preview.png leads, then the top level, then subfolders, each by name.
+        #expect(report.images.map(\.title) == ["preview.png", "renders/a.jpg", "renders/b.png"])
+        #expect(report.images[2].width == 6 && report.images[2].height == 8 && report.images[1].mime == "image/jpeg")
+        #expect(report.depthMaps.map(\.title) == ["depth.npy", "renders/depth_0.png"])
+        #expect(report.scenes.map(\.title) == ["mesh.obj"])
+        // A run of an image method need not have a point reconstruction: no note about it.
+        #expect(!report.notes.contains { $0.contains("reconstruction.npz") }, "\(report.notes)")
+        let range = try #require(report.commonDepthRange())
+        #expect(range.lowerBound >= 0.5 && range.lowerBound <= 1.0 && abs(range.upperBound - 2.1) < 1e-5, "\(range)")
+        let html = report.html()
+        #expect(html.contains("data:image/jpeg;base64,") && html.contains("near ") && html.contains("far 2.1"))
+        #expect(html.contains("kind\":\"mesh"))
+        // The coloured depth uses the shared range: the nearest metric depth (1.0) is not the brightest
+        // colour because the PNG's 0.5 is nearer.
+        let coloured = try report.colouredDepthPNGs()
+        let first = try decodeImageData(coloured[0].png)
+        let near = ColorMap.viridis.rgb8(1)
+        let px = first.pixels.scalars.prefix(3).map { UInt8(($0 * 255).rounded()) }
+        #expect(px != [near.r, near.g, near.b])
+    }
+
+    @Test func damagedAndSurplusFilesBecomeNotes() throws {
+        let dir = try makeFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data("not an image".utf8).write(to: dir.appendingPathComponent("broken.png"))
+        try Data("v 0 0 0\nf 1 2 3\n".utf8).write(to: dir.appendingPathComponent("broken.obj"))
+        try writeNPY(Tensor([1, 2, 3]), to: dir.appendingPathComponent("depth_bad.npy"))
+        for i in 0..<3 {
+            try writePNG(Tensor([Float](repeating: 0.5, count: 3), shape: [1, 1, 3]), to: dir.appendingPathComponent("renders/\(i).png"))
+        }
+        var limits = PanelLimits()
+        limits.images = 2
+        var report = RunReport(title: "t")
+        report.addPanels(from: PanelDiscovery.files(in: dir), folder: dir, limits: limits)
+        #expect(report.images.count == 2)
+        #expect(report.notes.contains { $0.contains("broken.png could not be read") && $0.contains("not a PNG or JPEG") }, "\(report.notes)")
+        #expect(report.notes.contains { $0.contains("broken.obj could not be read") && $0.contains("vertex 1") })
+        #expect(report.notes.contains { $0.contains("depth_bad.npy") && $0.contains("[H, W]") })
+        #expect(report.notes.contains { $0.contains("1 more images not embedded") && $0.contains("renders/2.png") })
+        // A folder of nothing viewable is an error listing what was looked for.
+        let empty = try makeFolder()
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let message = "\(#expect(throws: ViewError.self) { try RunReport.load(empty) }!)"
+        #expect(message.contains("*.ply, *.obj") && message.contains("*.png"))
+    }
+
+    @Test func singleFilesOpenAsPanels() throws {
+        let dir = try makeFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ply = dir.appendingPathComponent("g.ply")
+        try writeGaussianPLY(to: ply, means: Tensor([0, 0, 0, 1, 1, 1], shape: [2, 3]), scales: Tensor([0.1, 0.2], shape: [2, 1]),
+                             opacities: Tensor([0.5, 0.5]), colors: Tensor([1, 0, 0, 0, 1, 0], shape: [2, 3]))
+        let g = try RunReport.load(ply)
+        guard case let .gaussians(cloud)? = g.scenes.first?.content else { Issue.record("not read as Gaussians"); return }
+        #expect(cloud.count == 2 && g.scenes[0].yDown)
+        let depth = dir.appendingPathComponent("pred_depth.npy")
+        try writeNPY(Tensor([1, 2, 3, 4], shape: [2, 2]), to: depth)
+        #expect(try RunReport.load(depth).depthMaps.count == 1)
+        let other = dir.appendingPathComponent("codes.npy")
+        try writeNPY(Tensor([1, 2]), to: other)
+        let message = "\(#expect(throws: ViewError.self) { try RunReport.load(other) }!)"
+        #expect(message.contains("'depth'"))
+        let bad = dir.appendingPathComponent("bad.ply")
+        try Data("ply\nformat ascii 1.0\nend_header\n".utf8).write(to: bad)
+        let badMessage = "\(#expect(throws: ViewError.self) { try RunReport.load(bad) }!)"
+        #expect(badMessage.contains("bad.ply") && badMessage.contains("vertex"))
+    }
+
+    @Test func skeletonEdgesFromEdgesOrParents() throws {
+        var notes: [String] = []
+        let edges = try skeletonEdges(["edges": NPYArray(int64s: [0, 1, 1, 2], shape: [2, 2])], points: 3, file: "f", notes: &notes)
+        #expect(edges == [0, 1, 1, 2])
+        let tree = try skeletonEdges(["parents": NPYArray(int64s: [-1, 0, 1, 1], shape: [4])], points: 4, file: "f", notes: &notes)
+        #expect(tree == [0, 1, 1, 2, 1, 3])
+        #expect(notes.isEmpty)
+        let bad = try skeletonEdges(["edges": NPYArray(int64s: [0, 5], shape: [1, 2])], points: 3, file: "f", notes: &notes)
+        #expect(bad == nil && notes.last?.contains("outside 0..<3") == true)
     }
 }
