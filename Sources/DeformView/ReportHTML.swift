@@ -61,6 +61,10 @@ extension RunReport {
             out.append(LinePlot(title: "Training loss", xLabel: "step (iterations)", yLabel: "loss (objective value)" + (logY ? ", log scale" : ""),
                                 series: series, logY: logY).svg())
         }
+        for (key, steps, values) in logSeries {
+            out.append(LinePlot(title: "log.jsonl: \(key)", xLabel: "step (iterations)", yLabel: "\(key) (log.jsonl units)",
+                                series: [PlotSeries(name: key, xs: steps, ys: values)]).svg())
+        }
         if let errorPerFrame {
             out.append(LinePlot(title: "Per-frame 3D error", xLabel: "frame (index)",
                                 yLabel: "mean point distance (ground-truth units)",
@@ -263,6 +267,7 @@ figcaption{font-size:.8em;color:#555;font-family:monospace;margin-top:.2em}svg.c
 private let viewerScript = """
 (function(){
 "use strict";
+document.documentElement.dataset.viewerStartMs=performance.now().toFixed(1);
 function bytes(el){var s=atob(el.textContent.trim()),b=new Uint8Array(s.length);for(var i=0;i<s.length;i++)b[i]=s.charCodeAt(i);return b.buffer;}
 function arr(root,name,T){var el=root.querySelector('script[data-name="'+name+'"]');return el?new T(bytes(el)):null;}
 function sub(a,b){return [a[0]-b[0],a[1]-b[1],a[2]-b[2]];}
@@ -291,6 +296,7 @@ var canvas=root.querySelector("canvas"),label=root.querySelector(".frame-label")
 var playBtn=root.querySelector("button.play"),resetBtn=root.querySelector("button.reset"),flipBtn=root.querySelector("button.flip");
 var pos=arr(root,"pos",Float32Array),gt=arr(root,"gt",Float32Array),col=arr(root,"col",Uint8Array),size=arr(root,"size",Float32Array);
 var idx=arr(root,"idx",Uint32Array),edges=arr(root,"edges",Uint32Array),N=pos?pos.length/3:0;
+root.dataset.decodedMs=performance.now().toFixed(1);
 // Files in a camera frame (x right, y down, z away) are turned by pi about x to show y up.
 function flipY(){[pos,gt].forEach(function(a){if(a)for(var i=0;i<a.length;i+=3){a[i+1]=-a[i+1];a[i+2]=-a[i+2];}});}
 if(meta.flip)flipY();

@@ -108,6 +108,8 @@ public struct RunReport: Sendable {
     public var perFrameMetrics: [(key: String, values: [Double])] = []
     /// Loss over steps from `log.jsonl`, one series per restart.
     public var loss: [(restart: Int, steps: [Double], losses: [Double])]?
+    /// Other numeric fields of `log.jsonl` lines (PSNR, learning rate, ...), one plot each.
+    public var logSeries: [(key: String, steps: [Double], values: [Double])] = []
     public var prediction: PointSequence?
     public var groundTruth: PointSequence?
     /// Where the ground truth came from.
@@ -130,7 +132,7 @@ public struct RunReport: Sendable {
 
     /// Whether anything beyond notes would be shown.
     public var hasContent: Bool {
-        config != nil || metrics != nil || loss != nil || prediction != nil || groundTruth != nil
+        config != nil || metrics != nil || loss != nil || prediction != nil || groundTruth != nil || !logSeries.isEmpty
             || !scenes.isEmpty || !images.isEmpty || !depthMaps.isEmpty
     }
 
@@ -164,6 +166,7 @@ public struct RunReport: Sendable {
             } else { report.notes.append("metrics.json is missing: no metrics table."); looked.append("metrics.json") }
             if has("log.jsonl") {
                 report.loss = try readLossLog(folder.appendingPathComponent("log.jsonl"))
+                report.logSeries = try readLogSeries(folder.appendingPathComponent("log.jsonl"))
                 if report.loss!.isEmpty { report.loss = nil; report.notes.append("log.jsonl holds no loss values.") }
             } else { report.notes.append("log.jsonl is missing: no training-loss plot."); looked.append("log.jsonl") }
             if has("reconstruction.npz") {
@@ -220,7 +223,13 @@ public struct RunReport: Sendable {
                 }
             case "jsonl":
                 report.loss = try readLossLog(url)
-                if report.loss!.isEmpty { throw ViewError.nothingToShow(path: url.path, missing: ["lines with a numeric 'loss' field"]) }
+                report.logSeries = try readLogSeries(url)
+                if report.loss!.isEmpty {
+                    report.loss = nil
+                    if report.logSeries.isEmpty {
+                        throw ViewError.nothingToShow(path: url.path, missing: ["lines with a numeric 'loss' (or other numeric) field"])
+                    }
+                }
             case "json":
                 let json = try readJSONObject(url)
                 if url.lastPathComponent == "config.json" { report.config = flatten(json) } else { try report.addMetrics(json) }
@@ -351,6 +360,24 @@ func readLossLog(_ url: URL) throws -> [(restart: Int, steps: [Double], losses: 
         byRestart[restart, default: ([], [])].1.append(loss)
     }
     return byRestart.keys.sorted().map { ($0, byRestart[$0]!.0, byRestart[$0]!.1) }
+}
+
+/// Every numeric field of `log.jsonl` other than the loss and the bookkeeping ones, over steps,
+/// so methods that log PSNR, learning rate or a metric get a plot without changes here.
+func readLogSeries(_ url: URL) throws -> [(key: String, steps: [Double], values: [Double])] {
+    let skip: Set<String> = ["loss", "step", "restart", "time", "seconds", "elapsed", "epoch"]
+    let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+    var series: [String: ([Double], [Double])] = [:]
+    var line = 0
+    for raw in text.split(separator: "\n") {
+        guard let object = try? JSONDecoder().decode(JSONValue.self, from: Data(raw.utf8)), case let .object(fields) = object else { continue }
+        let step = fields["step"]?.number ?? Double(line)
+        line += 1
+        for (key, value) in fields where !skip.contains(key) {
+            if let v = value.number { series[key, default: ([], [])].0.append(step); series[key, default: ([], [])].1.append(v) }
+        }
+    }
+    return series.keys.sorted().compactMap { key in series[key]!.0.count >= 2 ? (key, series[key]!.0, series[key]!.1) : nil }
 }
 
 func numericArray(_ value: JSONValue?) -> [Double]? {

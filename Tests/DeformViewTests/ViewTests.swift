@@ -363,6 +363,17 @@ struct ReportPanelTests {
         #expect(badMessage.contains("bad.ply") && badMessage.contains("vertex"))
     }
 
+    @Test func otherNumericLogFieldsArePlotted() throws {
+        let dir = try makeFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let lines = (0..<5).map { "{\"step\":\($0 * 10),\"loss\":\(1.0 / Double($0 + 1)),\"psnr\":\(20 + $0),\"seconds\":\($0)}" }
+        try Data(lines.joined(separator: "\n").utf8).write(to: dir.appendingPathComponent("log.jsonl"))
+        let report = try RunReport.load(dir.appendingPathComponent("log.jsonl"))
+        #expect(report.logSeries.count == 1 && report.logSeries[0].key == "psnr")
+        #expect(report.logSeries[0].steps == [0, 10, 20, 30, 40] && report.logSeries[0].values == [20, 21, 22, 23, 24])
+        #expect(report.html().contains("log.jsonl: psnr"))
+    }
+
     @Test func skeletonEdgesFromEdgesOrParents() throws {
         var notes: [String] = []
         let edges = try skeletonEdges(["edges": NPYArray(int64s: [0, 1, 1, 2], shape: [2, 2])], points: 3, file: "f", notes: &notes)
