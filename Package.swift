@@ -32,8 +32,9 @@ let package = Package(
         .target(name: "DeformGeometry", dependencies: ["DeformTensor"]),
         .target(name: "DeformRender", dependencies: ["DeformGeometry", "DeformTensor"]),
         .target(name: "DeformSynth", dependencies: ["DeformRender", "DeformGeometry", "DeformIO", "DeformTensor"]),
-        // Reports: colour maps, SVG plots and self-contained HTML viewers of run folders.
-        .target(name: "DeformView", dependencies: ["DeformIO", "DeformTensor"]),
+        // Reports: colour maps, SVG plots, self-contained HTML viewers of run folders and PNG previews
+        // (drawn with DeformRender's rasteriser).
+        .target(name: "DeformView", dependencies: ["DeformRender", "DeformIO", "DeformTensor"]),
         .executableTarget(name: "deform", dependencies: [
             "DeformTensor", "DeformNN", "DeformIO", "DeformGeometry", "DeformNRSfM", "DeformRender", "DeformSynth", "DeformView",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -46,7 +47,7 @@ let package = Package(
         .testTarget(name: "DeformNRSfMTests", dependencies: ["DeformNRSfM", "DeformGeometry", "DeformNN", "DeformTensor"]),
         .testTarget(name: "DeformGeometryTests", dependencies: ["DeformGeometry", "DeformTensor"]),
         .testTarget(name: "DeformRenderTests", dependencies: ["DeformRender", "DeformTensor"]),
-        .testTarget(name: "DeformViewTests", dependencies: ["DeformView", "DeformIO", "DeformTensor"]),
+        .testTarget(name: "DeformViewTests", dependencies: ["DeformView", "DeformRender", "DeformIO", "DeformTensor"]),
         .testTarget(name: "DeformSynthTests", dependencies: ["DeformSynth", "DeformRender", "DeformIO", "DeformTensor"]),
     ],
     swiftLanguageModes: [.v5]

@@ -68,3 +68,30 @@ public func colorizeDepth(_ depth: [Float], width: Int, height: Int, near: Float
     }
     return out
 }
+
+/// An 8-bit sRGB colour.
+public struct RGB8: Equatable, Hashable, Sendable {
+    public var r: UInt8
+    public var g: UInt8
+    public var b: UInt8
+
+    public init(_ r: UInt8, _ g: UInt8, _ b: UInt8) { (self.r, self.g, self.b) = (r, g, b) }
+
+    /// The CSS hex form, e.g. `#d55e00`.
+    public var hex: String { String(format: "#%02x%02x%02x", r, g, b) }
+
+    /// Components in 0...1, for images of Float samples.
+    public var unit: SIMD3<Float> { SIMD3(Float(r), Float(g), Float(b)) / 255 }
+}
+
+/// The colours every report and preview uses for the same things, so an HTML report and a PNG
+/// preview of one run read alike. Prediction and ground truth are orange and blue of the
+/// Okabe–Ito palette: told apart with every common colour-vision deficiency and in grey print.
+public enum Palette {
+    /// Predicted (reconstructed) points.
+    public static let prediction = RGB8(0xd5, 0x5e, 0x00)
+    /// Ground-truth points.
+    public static let groundTruth = RGB8(0x00, 0x72, 0xb2)
+    /// Segments from a predicted point to its ground truth.
+    public static let errorLine = RGB8(0x88, 0x88, 0x88)
+}

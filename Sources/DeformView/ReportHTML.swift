@@ -15,8 +15,8 @@ public func decodeBase64Float32(_ text: String) -> [Float]? {
     return data.withUnsafeBytes { raw in (0..<data.count / 4).map { raw.load(fromByteOffset: 4 * $0, as: Float.self) } }
 }
 
-/// Colours of the two point sets, shared by the viewer and its legend.
-let predictionColor = "#d55e00", groundTruthColor = "#0072b2", errorLineColor = "#888888"
+/// Colours of the two point sets, shared by the viewer and its legend (and the PNG previews: ``Palette``).
+let predictionColor = Palette.prediction.hex, groundTruthColor = Palette.groundTruth.hex, errorLineColor = Palette.errorLine.hex
 
 extension RunReport {
     /// One self-contained HTML page: tables, inline SVG plots, pictures and WebGL viewers whose

@@ -4,6 +4,7 @@ import DeformIO
 import DeformNN
 import DeformNRSfM
 import DeformTensor
+import DeformView
 import Foundation
 
 struct NRSfM: ParsableCommand {
@@ -162,12 +163,30 @@ struct NRSfMFit: ParsableCommand {
             metrics.normalizedErrorPercent = metrics.scores!.normalizedErrorPercent
         }
         try writeJSON(metrics, to: run.url("metrics.json"))
+        let previewWritten = writePreview(result.points3D, groundTruth: data.points3D, to: run.url("preview.png"))
         var summary = String(format: "%@: %d frames x %d points, loss %.5g, %.1f s", method.rawValue, data.frameCount, data.pointCount,
                              result.finalLoss, seconds)
         if let ne = metrics.normalizedErrorPercent { summary += String(format: ", normalized error %.3f%%", ne) }
         print(summary)
-        print("results in \(output)/ (reconstruction.npz, metrics.json, config.json, log.jsonl\(result.model != nil ? ", checkpoints/" : ""))")
+        print("results in \(output)/ (reconstruction.npz, metrics.json, config.json, log.jsonl\(previewWritten ? ", preview.png" : "")"
+              + "\(result.model != nil ? ", checkpoints/" : ""))")
         if result.lifter != nil { print("lift unseen frames: deform nrsfm lift \(output) <tracks> -o <folder>") }
+    }
+
+    /// Writes `preview.png` (sampled frames from the camera and from the side, against the ground
+    /// truth when there is one). A preview that cannot be drawn is a warning, not a failed run: the
+    /// reconstruction it would illustrate is already written.
+    private func writePreview(_ points3D: Tensor, groundTruth: Tensor?, to url: URL) -> Bool {
+        do {
+            func sequence(_ t: Tensor) -> PointSequence { PointSequence(frames: t.shape[0], points: t.shape[1], xyz: t.scalars) }
+            var options = NRSfMPreview.Options()
+            options.alignScale = camera == .persp   // the same up-to-scale comparison as the metrics
+            try writePNG(NRSfMPreview.render(prediction: sequence(points3D), groundTruth: groundTruth.map(sequence), options: options), to: url)
+            return true
+        } catch {
+            FileHandle.standardError.write(Data("warning: preview.png not written: \(error)\n".utf8))
+            return false
+        }
     }
 }
 
