@@ -286,7 +286,12 @@ if(n<=20000){sets.forEach(function(a){if(!a)return;for(var i=0;i<a.length;i++){v
 else{var ax=[[],[],[]];sets.forEach(function(a){if(!a)return;var st=Math.max(1,Math.floor(a.length/3/20000));for(var i=0;i<a.length/3;i+=st)for(var k=0;k<3;k++){var v=a[3*i+k];if(isFinite(v))ax[k].push(v);}});
 for(var k=0;k<3;k++){var s=ax[k].sort(function(x,y){return x-y;});if(s.length){lo[k]=s[Math.floor(0.01*(s.length-1))];hi[k]=s[Math.ceil(0.99*(s.length-1))];}}}
 var c=[0,1,2].map(function(k){return isFinite(lo[k])?(lo[k]+hi[k])/2:0;});
-var r=Math.hypot(hi[0]-lo[0],hi[1]-lo[1],hi[2]-lo[2])/2;return {center:c,radius:(isFinite(r)&&r>1e-9)?r:1};}
+// The radius is the distance of the farthest (99th-percentile when many) point from the centre:
+// tighter than the box's half-diagonal, so the object fills the view.
+var d=[];sets.forEach(function(a){if(!a)return;var st=Math.max(1,Math.floor(a.length/3/20000));for(var i=0;i<a.length/3;i+=st){
+var r2=Math.hypot(a[3*i]-c[0],a[3*i+1]-c[1],a[3*i+2]-c[2]);if(isFinite(r2))d.push(r2);}});
+d.sort(function(x,y){return x-y;});var r=d.length?d[n<=20000?d.length-1:Math.floor(0.99*(d.length-1))]:1;
+return {center:c,radius:(isFinite(r)&&r>1e-9)?r:1};}
 function Viewer(root){
 var v=this;v.root=root;viewers.push(v);
 var meta=JSON.parse(root.querySelector('script[data-name="meta"]').textContent);
@@ -301,7 +306,7 @@ root.dataset.decodedMs=performance.now().toFixed(1);
 function flipY(){[pos,gt].forEach(function(a){if(a)for(var i=0;i<a.length;i+=3){a[i+1]=-a[i+1];a[i+2]=-a[i+2];}});}
 if(meta.flip)flipY();
 function on(name){var el=root.querySelector('input[data-toggle="'+name+'"]');return !el||el.checked;}
-v.reset=function(){var b=bounds([pos,gt]);cam.yaw=0;cam.pitch=kind==="points"?0:0.35;cam.dist=1.15*b.radius/Math.sin(fov/2);cam.target=b.center;cam.radius=b.radius;v.dirty=true;};
+v.reset=function(){var b=bounds([pos,gt]);cam.yaw=0;cam.pitch=kind==="points"?0:0.35;cam.dist=1.05*b.radius/Math.sin(fov/2);cam.target=b.center;cam.radius=b.radius;v.dirty=true;};
 function setFrame(f){frame=((f%F)+F)%F;if(slider)slider.value=frame;
 if(label&&F>1){var t="frame "+(frame+1)+" / "+F;if(meta.error&&meta.error[frame]!=null)t+=", mean error "+meta.error[frame].toPrecision(3);label.textContent=t;}v.dirty=true;}
 v.step=function(d){setFrame(frame+d);};
@@ -367,7 +372,7 @@ for(var b=0;b<B;b++)cnt[b+1]+=cnt[b];for(var i=0;i<N;i++)order[cnt[key[i]]++]=i;
 gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER,sortBuf);gl.bufferSubData(gl.ELEMENT_ARRAY_BUFFER,0,order);}
 v.draw=function(){var dpr=window.devicePixelRatio||1,w=Math.round(canvas.clientWidth*dpr),h=Math.round(canvas.clientHeight*dpr);
 if(canvas.width!==w||canvas.height!==h){canvas.width=w;canvas.height=h;}
-gl.viewport(0,0,canvas.width,canvas.height);gl.clearColor(1,1,1,1);gl.clear(gl.COLOR_BUFFER_BIT|gl.DEPTH_BUFFER_BIT);gl.enable(gl.DEPTH_TEST);gl.depthMask(true);gl.disable(gl.BLEND);
+gl.viewport(0,0,canvas.width,canvas.height);gl.clearColor(1,1,1,1);gl.clear(gl.COLOR_BUFFER_BIT|gl.DEPTH_BUFFER_BIT);gl.enable(gl.DEPTH_TEST);gl.depthFunc(gl.LEQUAL);gl.depthMask(true);gl.disable(gl.BLEND);
 var m=viewProj();gl.useProgram(dots.p);gl.uniformMatrix4fv(dots.u.m,false,m);gl.useProgram(shaded.p);gl.uniformMatrix4fv(shaded.u.m,false,m);
 if(kind==="points"){var o=3*frame*P,posOn=on(meta.posToggle||"pred");
 if(gt&&on("lines")){for(var i=0;i<P;i++)for(var k=0;k<3;k++){lines[6*i+k]=pos[o+3*i+k];lines[6*i+3+k]=gt[o+3*i+k];}
