@@ -55,8 +55,8 @@ struct DMatrix {
         a.data.withUnsafeBufferPointer { pa in
             x.withUnsafeBufferPointer { px in
                 y.withUnsafeMutableBufferPointer { py in
-                    cblas_dgemv(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, Int32(a.rows), Int32(a.cols), 1,
-                                pa.baseAddress, Int32(a.cols), px.baseAddress, 1, 0, py.baseAddress, 1)
+                    Threads.blasCall { cblas_dgemv(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, Int32(a.rows), Int32(a.cols), 1,
+                                pa.baseAddress, Int32(a.cols), px.baseAddress, 1, 0, py.baseAddress, 1) }
                 }
             }
         }
@@ -74,13 +74,13 @@ struct DMatrix {
         if k == 0 { return (u, s, full ? DMatrix.identity(n) : vt) }
         var work = data
         let job = CChar(UInt8(ascii: full ? "A" : "S"))
-        var info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, job, Int32(m), Int32(n), &work, Int32(n), &s,
-                                  &u.data, Int32(ucols), &vt.data, Int32(n))
+        var info = Threads.blasCall { LAPACKE_dgesdd(LAPACK_ROW_MAJOR, job, Int32(m), Int32(n), &work, Int32(n), &s,
+                                  &u.data, Int32(ucols), &vt.data, Int32(n)) }
         if info > 0 {
             work = data
             var superb = [Double](repeating: 0, count: Swift.max(k - 1, 1))
-            info = LAPACKE_dgesvd(LAPACK_ROW_MAJOR, job, job, Int32(m), Int32(n), &work, Int32(n), &s,
-                                  &u.data, Int32(ucols), &vt.data, Int32(n), &superb)
+            info = Threads.blasCall { LAPACKE_dgesvd(LAPACK_ROW_MAJOR, job, job, Int32(m), Int32(n), &work, Int32(n), &s,
+                                  &u.data, Int32(ucols), &vt.data, Int32(n), &superb) }
         }
         if info != 0 { throw TensorError.lapack(op: op, info: info) }
         return (u, s, vt)
@@ -95,8 +95,8 @@ struct DMatrix {
         for i in 0..<n { for j in 0..<n { v.data[i * n + j] = 0.5 * (data[i * n + j] + data[j * n + i]) } }
         var w = [Double](repeating: 0, count: n)
         if n == 0 { return (w, v) }
-        let info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "L")),
-                                  Int32(n), &v.data, Int32(n), &w)
+        let info = Threads.blasCall { LAPACKE_dsyevd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "L")),
+                                  Int32(n), &v.data, Int32(n), &w) }
         if info != 0 { throw TensorError.lapack(op: op, info: info) }
         return (w, v)
     }
@@ -107,11 +107,11 @@ struct DMatrix {
         precondition(rows == cols && b.count == rows, "DMatrix.solveSymmetric: \(rows) x \(cols) with \(b.count)")
         let n = rows
         var a = data, x = b
-        var info = LAPACKE_dposv(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "L")), Int32(n), 1, &a, Int32(n), &x, 1)
+        var info = Threads.blasCall { LAPACKE_dposv(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "L")), Int32(n), 1, &a, Int32(n), &x, 1) }
         if info > 0 {
             a = data; x = b
             var piv = [Int32](repeating: 0, count: n)
-            info = LAPACKE_dgesv(LAPACK_ROW_MAJOR, Int32(n), 1, &a, Int32(n), &piv, &x, 1)
+            info = Threads.blasCall { LAPACKE_dgesv(LAPACK_ROW_MAJOR, Int32(n), 1, &a, Int32(n), &piv, &x, 1) }
         }
         if info != 0 { throw TensorError.lapack(op: op, info: info) }
         return x

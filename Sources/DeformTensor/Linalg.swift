@@ -27,9 +27,9 @@ public enum Linalg {
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 c.withUnsafeMutableBufferPointer { pc in
-                    cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Threads.blasCall { cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                                 Int32(m), Int32(n), Int32(k), 1, pa.baseAddress, Int32(aCols),
-                                pb.baseAddress, Int32(bCols), 0, pc.baseAddress, Int32(n))
+                                pb.baseAddress, Int32(bCols), 0, pc.baseAddress, Int32(n)) }
                 }
             }
         }
@@ -167,10 +167,10 @@ extension Linalg {
             anorm = Swift.max(anorm, s)
         }
         pivots = [Int32](repeating: 0, count: n)
-        let info = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, Int32(n), Int32(n), &a.data, Int32(n), &pivots)
+        let info = Threads.blasCall { LAPACKE_dgetrf(LAPACK_ROW_MAJOR, Int32(n), Int32(n), &a.data, Int32(n), &pivots) }
         if info != 0 { return info }
         var rcond = 0.0
-        let cinfo = LAPACKE_dgecon(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "1")), Int32(n), a.data, Int32(n), anorm, &rcond)
+        let cinfo = Threads.blasCall { LAPACKE_dgecon(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "1")), Int32(n), a.data, Int32(n), anorm, &rcond) }
         if cinfo != 0 { return cinfo }
         return rcond < Double.ulpOfOne / 2 ? Int32(n + 1) : 0
     }
@@ -187,14 +187,14 @@ extension Linalg {
             return (u, s, vt, 0)
         }
         var work = a
-        var info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: full ? "A" : "S")), Int32(m), Int32(n),
-                                  &work.data, Int32(n), &s, &u.data, Int32(ucols), &vt.data, Int32(n))
+        var info = Threads.blasCall { LAPACKE_dgesdd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: full ? "A" : "S")), Int32(m), Int32(n),
+                                  &work.data, Int32(n), &s, &u.data, Int32(ucols), &vt.data, Int32(n)) }
         if info > 0 {
             work = a
             var superb = [Double](repeating: 0, count: Swift.max(k - 1, 1))
             let job = CChar(UInt8(ascii: full ? "A" : "S"))
-            info = LAPACKE_dgesvd(LAPACK_ROW_MAJOR, job, job, Int32(m), Int32(n), &work.data, Int32(n), &s,
-                                  &u.data, Int32(ucols), &vt.data, Int32(n), &superb)
+            info = Threads.blasCall { LAPACKE_dgesvd(LAPACK_ROW_MAJOR, job, job, Int32(m), Int32(n), &work.data, Int32(n), &s,
+                                  &u.data, Int32(ucols), &vt.data, Int32(n), &superb) }
         }
         return (u, s, vt, info)
     }
@@ -309,8 +309,8 @@ extension Linalg {
             let p = pa + b * n * n
             for i in 0..<n { for j in 0..<n { s[i, j] = 0.5 * (Double(p[i * n + j]) + Double(p[j * n + i])) } }
             var values = [Double](repeating: 0, count: n)
-            let info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "L")),
-                                      Int32(n), &s.data, Int32(n), &values)
+            let info = Threads.blasCall { LAPACKE_dsyevd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "L")),
+                                      Int32(n), &s.data, Int32(n), &values) }
             if info != 0 { return info }
             for i in 0..<n { pw[b * n + i] = Float(values[i]) }
             s.store(to: pv + b * n * n)
@@ -380,8 +380,8 @@ extension Linalg {
             let info = luFactor(&lu, &piv)
             if info != 0 { return info }
             var rhs = DMat(pb + i * n * k, rows: n, cols: k)
-            let sinfo = LAPACKE_dgetrs(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "N")), Int32(n), Int32(k), lu.data, Int32(n),
-                                       piv, &rhs.data, Int32(k))
+            let sinfo = Threads.blasCall { LAPACKE_dgetrs(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "N")), Int32(n), Int32(k), lu.data, Int32(n),
+                                       piv, &rhs.data, Int32(k)) }
             if sinfo != 0 { return sinfo }
             rhs.store(to: px + i * n * k)
             return 0
@@ -399,11 +399,11 @@ extension Linalg {
                 if n == 0 { return }
                 var lu = DMat(pa + i * n * n, rows: n, cols: n)
                 var piv = [Int32](repeating: 0, count: n)
-                _ = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, Int32(n), Int32(n), &lu.data, Int32(n), &piv)
+                _ = Threads.blasCall { LAPACKE_dgetrf(LAPACK_ROW_MAJOR, Int32(n), Int32(n), &lu.data, Int32(n), &piv) }
                 var rhs = DMat(pg + i * n * k, rows: n, cols: k)
                 if k > 0 {
-                    _ = LAPACKE_dgetrs(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "T")), Int32(n), Int32(k), lu.data, Int32(n),
-                                       piv, &rhs.data, Int32(k))
+                    _ = Threads.blasCall { LAPACKE_dgetrs(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "T")), Int32(n), Int32(k), lu.data, Int32(n),
+                                       piv, &rhs.data, Int32(k)) }
                 }
                 rhs.store(to: pgb + i * n * k)
                 (-1.0 * DMat.mul(rhs, DMat(px + i * n * k, rows: n, cols: k), transB: true)).store(to: pga + i * n * n)
@@ -427,7 +427,7 @@ extension Linalg {
             var piv: [Int32] = []
             let info = luFactor(&lu, &piv)
             if info != 0 { return info }
-            let iinfo = LAPACKE_dgetri(LAPACK_ROW_MAJOR, Int32(n), &lu.data, Int32(n), piv)
+            let iinfo = Threads.blasCall { LAPACKE_dgetri(LAPACK_ROW_MAJOR, Int32(n), &lu.data, Int32(n), piv) }
             if iinfo != 0 { return iinfo }
             lu.store(to: px + i * n * n)
             return 0
@@ -462,7 +462,7 @@ extension Linalg {
             try forEachMatrixChecked(batch, size: n, op: "det", batchShape: batchShape) { i in
                 var lu = DMat(pa + i * n * n, rows: n, cols: n)
                 var piv = [Int32](repeating: 0, count: n)
-                let info = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, Int32(n), Int32(n), &lu.data, Int32(n), &piv)
+                let info = Threads.blasCall { LAPACKE_dgetrf(LAPACK_ROW_MAJOR, Int32(n), Int32(n), &lu.data, Int32(n), &piv) }
                 if info < 0 { return info }
                 var value = 1.0
                 for j in 0..<n { value *= lu[j, j] * (piv[j] != Int32(j + 1) ? -1 : 1) }
@@ -538,7 +538,7 @@ extension Linalg {
         let n = q.rows
         var lu = q
         var piv = [Int32](repeating: 0, count: n)
-        _ = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, Int32(n), Int32(n), &lu.data, Int32(n), &piv)
+        _ = Threads.blasCall { LAPACKE_dgetrf(LAPACK_ROW_MAJOR, Int32(n), Int32(n), &lu.data, Int32(n), &piv) }
         var sign = 1.0
         for j in 0..<n {
             if lu[j, j] < 0 { sign = -sign }

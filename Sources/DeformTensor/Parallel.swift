@@ -28,12 +28,26 @@ public enum Threads {
     /// The thread count is process-wide, so overlapping regions (nested, or on several threads)
     /// are counted: the first one in saves and lowers it, the last one out restores it.
     public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-        singleThreadedRegions.enter()
-        defer { singleThreadedRegions.leave() }
+        blasGate.enter()
+        defer { blasGate.leave() }
         return try body()
     }
 
-    private static let singleThreadedRegions = BLASRegionCounter()
+    /// Runs one BLAS or LAPACK call (every call of the engine goes through here) so that calls
+    /// from several threads cannot hang OpenBLAS.
+    ///
+    /// OpenBLAS's own thread pool serves one caller at a time: two multi-threaded calls started
+    /// from two threads at once can spin forever waiting for each other (seen as a hang of the
+    /// test suite, whose tests run in parallel), and changing the thread count during a
+    /// multi-threaded call is unsafe too. So while a single-threaded region is open anywhere,
+    /// calls run concurrently (each is single-threaded); otherwise a call may use OpenBLAS's
+    /// threads and runs alone. Regions wait for those calls before changing the count.
+    @inline(__always)
+    public static func blasCall<R>(_ body: () throws -> R) rethrows -> R {
+        try blasGate.call(body)
+    }
+
+    private static let blasGate = BLASGate()
 
     /// Splits `0..<count` into at most `coreCount` contiguous chunks of at least `minChunk` items and
     /// runs them concurrently. Chunk boundaries depend only on `count`, `minChunk` and the core
@@ -52,15 +66,18 @@ public enum Threads {
     }
 }
 
-/// Depth of the overlapping single-threaded BLAS regions and the thread count to restore.
-private final class BLASRegionCounter: @unchecked Sendable {
-    private let lock = NSLock()
+/// The process-wide state of OpenBLAS's threading: how many single-threaded regions are open,
+/// the thread count to restore, and how many calls run concurrently under a region.
+private final class BLASGate: @unchecked Sendable {
+    private let condition = NSCondition()
     private var depth = 0
     private var saved = 1
+    private var concurrentCalls = 0
 
     func enter() {
-        lock.lock()
-        defer { lock.unlock() }
+        condition.lock()
+        defer { condition.unlock() }
+        // No multi-threaded call is running: those hold the lock for their whole duration.
         if depth == 0 {
             saved = Threads.blasThreads
             if saved != 1 { Threads.blasThreads = 1 }
@@ -69,9 +86,33 @@ private final class BLASRegionCounter: @unchecked Sendable {
     }
 
     func leave() {
-        lock.lock()
-        defer { lock.unlock() }
+        condition.lock()
+        defer { condition.unlock() }
         depth -= 1
-        if depth == 0 && saved != 1 { Threads.blasThreads = saved }
+        if depth == 0 {
+            // Calls started under the region must finish before their thread count changes.
+            while concurrentCalls > 0 { condition.wait() }
+            if saved != 1 { Threads.blasThreads = saved }
+        }
+    }
+
+    @inline(__always)
+    func call<R>(_ body: () throws -> R) rethrows -> R {
+        condition.lock()
+        if depth > 0 {
+            // OpenBLAS is single-threaded while a region is open: run alongside the others.
+            concurrentCalls += 1
+            condition.unlock()
+            defer {
+                condition.lock()
+                concurrentCalls -= 1
+                if concurrentCalls == 0 { condition.broadcast() }
+                condition.unlock()
+            }
+            return try body()
+        }
+        // Possibly multi-threaded: alone, holding the lock so no region starts meanwhile.
+        defer { condition.unlock() }
+        return try body()
     }
 }

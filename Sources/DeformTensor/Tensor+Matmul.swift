@@ -73,8 +73,8 @@ extension Tensor {
         let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
         let strideA = ar * ac, strideB = sharedB ? 0 : br * bc, strideC = m * n
         func one(_ i: Int) {
-            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha,
-                        pa + i * strideA, lda, pb + i * strideB, ldb, 0, pc + i * strideC, ldc)
+            Threads.blasCall { cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha,
+                        pa + i * strideA, lda, pb + i * strideB, ldb, 0, pc + i * strideC, ldc) }
         }
         // Small matrices in a batch: one thread per matrix; large ones: let BLAS thread each GEMM.
         if batch > 1 && m * n * k <= 96 * 96 * 96 && Threads.coreCount > 1 {
@@ -109,8 +109,8 @@ public func parallelSgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, al
         // Row block of op(A): rows of A, or columns of A when transposed; likewise for op(B).
         let pa = transA ? a + r0 : a + r0 * lda
         let pb = transB ? b + c0 * ldb : b + c0
-        cblas_sgemm(CblasRowMajor, ta, tb, Int32(r1 - r0), Int32(c1 - c0), Int32(k), alpha,
-                    pa, Int32(lda), pb, Int32(ldb), beta, c + r0 * ldc + c0, Int32(ldc))
+        Threads.blasCall { cblas_sgemm(CblasRowMajor, ta, tb, Int32(r1 - r0), Int32(c1 - c0), Int32(k), alpha,
+                    pa, Int32(lda), pb, Int32(ldb), beta, c + r0 * ldc + c0, Int32(ldc)) }
     }
     let cores = Threads.coreCount
     let flops = 2 * m * n * k

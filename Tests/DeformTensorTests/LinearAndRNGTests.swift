@@ -1,4 +1,5 @@
 import Testing
+import Foundation
 @testable import DeformTensor
 
 @Suite struct LinearAndRNGTests {
@@ -74,4 +75,41 @@ import Testing
         #expect(abs(n.mean().item - 1) < 0.02)
         #expect(abs(n.variance().item.squareRoot() - 2) < 0.02)
     }
+}
+
+@Suite struct ConcurrentBLASTests {
+    /// Products from several threads at once — some outside any region (OpenBLAS may thread them),
+    /// some inside single-threaded regions that change OpenBLAS's thread count — all finish and
+    /// are right. (The hang that `Threads.blasCall` prevents, two threads spinning in OpenBLAS's
+    /// thread server, was seen once in a full parallel test run; this test does not provoke it
+    /// reliably, it checks that the gate keeps concurrent products correct.)
+    @Test func concurrentProductsAndRegionsFinishCorrectly() {
+        var rng = RandomGenerator(seed: 3)
+        let a = rng.normal([160, 192]), b = rng.normal([192, 160])
+        let expected = a.matmul(b).scalars
+        let results = ResultBox(count: 8)
+        DispatchQueue.concurrentPerform(iterations: 8) { t in
+            var worst: Float = 0
+            for i in 0..<150 {
+                let c: Tensor
+                if (t + i) % 3 == 0 {
+                    c = Threads.withSingleThreadedBLAS { a.matmul(b) }
+                } else {
+                    c = a.matmul(b)
+                }
+                for (x, y) in zip(c.scalars, expected) { worst = max(worst, abs(x - y)) }
+            }
+            results.set(t, worst)
+        }
+        for t in 0..<8 { #expect(results.get(t) < 1e-4, "thread \(t): \(results.get(t))") }
+        #expect(Threads.blasThreads >= 1)
+    }
+}
+
+private final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Float]
+    init(count: Int) { values = [Float](repeating: .infinity, count: count) }
+    func set(_ i: Int, _ v: Float) { lock.lock(); values[i] = v; lock.unlock() }
+    func get(_ i: Int) -> Float { lock.lock(); defer { lock.unlock() }; return values[i] }
 }
