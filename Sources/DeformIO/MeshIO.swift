@@ -124,6 +124,12 @@ public func readPLY(_ url: URL) throws -> PLYFile {
                                bigEndian: format == "binary_big_endian", file: file)
     for (e, layout) in layouts.enumerated() {
         let n = elements[e].count
+        // A row takes at least one byte in any encoding: a count beyond the bytes left is a
+        // damaged header, reported before anything is allocated for it.
+        guard n <= data.count - min(bodyStart, data.count) else {
+            throw DeformIOError.corrupt(file: file, entry: elements[e].name,
+                                        message: "the header declares \(n) \(elements[e].name) rows but the body has \(max(0, data.count - bodyStart)) bytes")
+        }
         var columns = layout.map { _ in [Double]() }
         var lists = layout.map { _ in PLYElement.List(offsets: [0], values: []) }
         for i in layout.indices {
@@ -131,13 +137,20 @@ public func readPLY(_ url: URL) throws -> PLYFile {
         }
         for row in 0..<n {
             for (i, property) in layout.enumerated() {
-                let where_ = "\(elements[e].name) \(row), property \(property.name)"
+                // Only formatted when an error is thrown (a 3DGS file has tens of millions of values).
+                func where_() -> String { "\(elements[e].name) \(row), property \(property.name)" }
                 if let item = property.listItem {
                     let length = try reader.next(property.type, at: where_)
                     guard length >= 0, length == length.rounded(), length < 1e6 else {
-                        throw DeformIOError.corrupt(file: file, entry: elements[e].name, message: "bad list length \(length) at \(where_)")
+                        throw DeformIOError.corrupt(file: file, entry: elements[e].name, message: "bad list length \(length) at \(where_())")
                     }
-                    for _ in 0..<Int(length) { lists[i].values.append(Int64(try reader.next(item, at: where_))) }
+                    for _ in 0..<Int(length) {
+                        let value = try reader.next(item, at: where_)
+                        guard value.isFinite, let index = Int64(exactly: value.rounded()) else {
+                            throw DeformIOError.corrupt(file: file, entry: elements[e].name, message: "list item \(value) is not an index (at \(where_()))")
+                        }
+                        lists[i].values.append(index)
+                    }
                     lists[i].offsets.append(lists[i].values.count)
                 } else {
                     columns[i].append(try reader.next(property.type, at: where_))
@@ -160,10 +173,10 @@ private struct PLYBodyReader {
     let bigEndian: Bool
     let file: String
 
-    mutating func next(_ type: PLYScalarType, at place: String) throws -> Double {
+    mutating func next(_ type: PLYScalarType, at place: () -> String) throws -> Double {
         if ascii { return try nextToken(at: place) }
         guard position + type.size <= data.count else {
-            throw DeformIOError.corrupt(file: file, entry: nil, message: "the body ends early (at \(place))")
+            throw DeformIOError.corrupt(file: file, entry: nil, message: "the body ends early (at \(place()))")
         }
         let start = data.startIndex + position
         position += type.size
@@ -190,18 +203,18 @@ private struct PLYBodyReader {
         while position < data.count, data[data.startIndex + position] != 0x0A { position += 1 }
     }
 
-    private mutating func nextToken(at place: String) throws -> Double {
+    private mutating func nextToken(at place: () -> String) throws -> Double {
         let bytes = data
         func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
         while position < bytes.count, isSpace(bytes[bytes.startIndex + position]) { position += 1 }
         let start = position
         while position < bytes.count, !isSpace(bytes[bytes.startIndex + position]) { position += 1 }
         guard position > start else {
-            throw DeformIOError.corrupt(file: file, entry: nil, message: "the body ends early (at \(place))")
+            throw DeformIOError.corrupt(file: file, entry: nil, message: "the body ends early (at \(place()))")
         }
         let token = String(decoding: bytes[(bytes.startIndex + start)..<(bytes.startIndex + position)], as: UTF8.self)
         guard let value = Double(token) else {
-            throw DeformIOError.corrupt(file: file, entry: nil, message: "'\(token)' is not a number (at \(place))")
+            throw DeformIOError.corrupt(file: file, entry: nil, message: "'\(token)' is not a number (at \(place()))")
         }
         return value
     }
@@ -240,7 +253,8 @@ public func readMesh(_ url: URL) throws -> TriangleMesh {
     }
 }
 
-func meshFromPLY(_ ply: PLYFile, file: String) throws -> TriangleMesh {
+/// The mesh of an already parsed PLY (see ``readMesh(_:)``); `file` names it in errors.
+public func meshFromPLY(_ ply: PLYFile, file: String) throws -> TriangleMesh {
     guard let vertex = ply[element: "vertex"] else {
         throw DeformIOError.missingEntry(file: file, entry: "vertex", available: ply.elements.map(\.name))
     }
@@ -283,7 +297,7 @@ private func appendFan(_ polygon: [Int64], vertexCount n: Int, to triangles: ino
         throw DeformIOError.corrupt(file: file, entry: nil, message: "\(place) uses vertex \(index); the mesh has \(n) vertices")
     }
     for k in 1..<(polygon.count - 1) {
-        triangles += [UInt32(polygon[0]), UInt32(polygon[k]), UInt32(polygon[k + 1])]
+        triangles.append(UInt32(polygon[0])); triangles.append(UInt32(polygon[k])); triangles.append(UInt32(polygon[k + 1]))
     }
 }
 
@@ -364,7 +378,8 @@ public func readGaussianPLY(_ url: URL) throws -> GaussianCloud {
     try gaussiansFromPLY(readPLY(url), file: url.path)
 }
 
-func gaussiansFromPLY(_ ply: PLYFile, file: String) throws -> GaussianCloud {
+/// The Gaussians of an already parsed 3DGS PLY (see ``readGaussianPLY(_:)``); `file` names it in errors.
+public func gaussiansFromPLY(_ ply: PLYFile, file: String) throws -> GaussianCloud {
     guard let v = ply[element: "vertex"] else {
         throw DeformIOError.missingEntry(file: file, entry: "vertex", available: ply.elements.map(\.name))
     }

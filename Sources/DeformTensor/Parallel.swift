@@ -42,6 +42,8 @@ public enum Threads {
     /// multi-threaded call is unsafe too. So while a single-threaded region is open anywhere,
     /// calls run concurrently (each is single-threaded); otherwise a call may use OpenBLAS's
     /// threads and runs alone. Regions wait for those calls before changing the count.
+    ///
+    /// `body` must be the bare library call: the gate is not re-entrant.
     @inline(__always)
     public static func blasCall<R>(_ body: () throws -> R) rethrows -> R {
         try blasGate.call(body)
@@ -88,12 +90,11 @@ private final class BLASGate: @unchecked Sendable {
     func leave() {
         condition.lock()
         defer { condition.unlock() }
+        // Calls started under the last region must finish before their thread count changes. The
+        // depth stays at 1 while waiting, so a region entered meanwhile keeps the saved count.
+        while depth == 1 && concurrentCalls > 0 { condition.wait() }
         depth -= 1
-        if depth == 0 {
-            // Calls started under the region must finish before their thread count changes.
-            while concurrentCalls > 0 { condition.wait() }
-            if saved != 1 { Threads.blasThreads = saved }
-        }
+        if depth == 0 && saved != 1 { Threads.blasThreads = saved }
     }
 
     @inline(__always)

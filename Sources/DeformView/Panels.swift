@@ -106,7 +106,10 @@ extension RunReport {
                     let image = try decodeImageData(bytes, name: url.path)
                     if lower.contains("depth") && image.channels == 1 {
                         guard depthMaps.count < limits.depthMaps else { skipped["depth maps", default: []].append(name); continue }
-                        depthMaps.append(DepthMap(title: name, width: image.width, height: image.height, values: image.pixels.scalars))
+                        // Back to the stored integers, the file's own depth unit (e.g. millimetres).
+                        let scale = Float(image.bitDepth == 16 ? 65535 : 255)
+                        depthMaps.append(DepthMap(title: name, width: image.width, height: image.height,
+                                                  values: image.pixels.scalars.map { ($0 * scale).rounded() }))
                     } else {
                         guard images.count < limits.images else { skipped["images", default: []].append(name); continue }
                         images.append(ImagePanel(title: name, mime: ext == "png" ? "image/png" : "image/jpeg", bytes: bytes,
@@ -142,7 +145,12 @@ extension RunReport {
         if url.pathExtension.lowercased() == "ply" {
             let ply = try readPLY(url)
             if isGaussianPLY(ply) {
-                var cloud = try readGaussianPLY(url)
+                var cloud = try gaussiansFromPLY(ply, file: url.path)
+                let finite = cloud.droppingNonFinite()
+                if finite.count < cloud.count {
+                    notes.append("\(title): \(cloud.count - finite.count) Gaussians with non-finite values left out.")
+                    cloud = finite
+                }
                 if cloud.count > limits.pointsPerScene {
                     let stride = (cloud.count + limits.pointsPerScene - 1) / limits.pointsPerScene
                     notes.append("\(title): \(cloud.count) Gaussians, every \(stride)th shown.")
@@ -151,7 +159,7 @@ extension RunReport {
                 yDown = true
                 content = .gaussians(cloud)
             } else {
-                var mesh = try readMesh(url)
+                var mesh = try meshFromPLY(ply, file: url.path)
                 if mesh.triangles.isEmpty && mesh.vertexCount > limits.pointsPerScene {
                     let stride = (mesh.vertexCount + limits.pointsPerScene - 1) / limits.pointsPerScene
                     notes.append("\(title): \(mesh.vertexCount) points, every \(stride)th shown.")
@@ -204,6 +212,17 @@ extension RunReport {
 }
 
 extension GaussianCloud {
+    /// The Gaussians whose every value is finite (a diverged fit can leave NaN in a file).
+    func droppingNonFinite() -> GaussianCloud {
+        let keep = (0..<count).filter { i in
+            opacities[i].isFinite && (0..<3).allSatisfy { means[3 * i + $0].isFinite && scales[3 * i + $0].isFinite && baseColors[3 * i + $0].isFinite }
+        }
+        if keep.count == count { return self }
+        func pick3(_ a: [Float]) -> [Float] { keep.flatMap { a[(3 * $0)..<(3 * $0 + 3)] } }
+        return GaussianCloud(means: pick3(means), scales: pick3(scales), opacities: keep.map { opacities[$0] },
+                             baseColors: pick3(baseColors), shDegree: shDegree)
+    }
+
     /// Every `stride`-th Gaussian.
     func thinned(stride: Int) -> GaussianCloud {
         let keep = Array(Swift.stride(from: 0, to: count, by: stride))

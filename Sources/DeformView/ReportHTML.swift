@@ -293,7 +293,7 @@ var r2=Math.hypot(a[3*i]-c[0],a[3*i+1]-c[1],a[3*i+2]-c[2]);if(isFinite(r2))d.pus
 d.sort(function(x,y){return x-y;});var r=d.length?d[n<=20000?d.length-1:Math.floor(0.99*(d.length-1))]:1;
 return {center:c,radius:(isFinite(r)&&r>1e-9)?r:1};}
 function Viewer(root){
-var v=this;v.root=root;viewers.push(v);
+var v=this;v.root=root;
 var meta=JSON.parse(root.querySelector('script[data-name="meta"]').textContent);
 var kind=meta.kind,F=meta.frames||1,P=meta.points||0,fov=45*Math.PI/180,cam={},frame=0;
 v.frames=F;v.playing=false;v.last=0;v.fps=meta.fps||30;v.dirty=true;
@@ -321,7 +321,7 @@ Array.prototype.forEach.call(root.querySelectorAll("input[data-toggle]"),functio
 root.addEventListener("mousedown",function(){setActive(v);},true);
 canvas.addEventListener("focus",function(){setActive(v);});
 var gl=canvas.getContext("webgl",{antialias:true})||canvas.getContext("experimental-webgl");
-if(!gl){root.querySelector(".nogl").hidden=false;setFrame(0);v.draw=function(){};return;}
+if(!gl){root.querySelector(".nogl").hidden=false;setFrame(0);v.draw=function(){};viewers.push(v);return;}
 var uintExt=gl.getExtension("OES_element_index_uint");
 function shader(type,src){var s=gl.createShader(type);gl.shaderSource(s,src);gl.compileShader(s);
 if(!gl.getShaderParameter(s,gl.COMPILE_STATUS))throw new Error("deform viewer: shader: "+gl.getShaderInfoLog(s));return s;}
@@ -343,7 +343,7 @@ var posBuf,gtBuf,colBuf=col&&buffer(col),sizeBuf=size&&buffer(size),normBuf,idxB
 var lines=new Float32Array(6*Math.max(P,edges?edges.length/2:0,1)),lineBuf=buffer(lines,gl.ARRAY_BUFFER,gl.DYNAMIC_DRAW),sortBuf,order;
 // Meshes: area-weighted vertex normals; indices as 16-bit when they fit, else 32-bit (extension)
 // or, failing that, unindexed triangles.
-function upload(){posBuf=buffer(pos);if(gt)gtBuf=buffer(gt);
+function upload(){[posBuf,gtBuf,normBuf,idxBuf,sortBuf].forEach(function(b){if(b)gl.deleteBuffer(b);});posBuf=buffer(pos);if(gt)gtBuf=buffer(gt);
 if(kind==="mesh"){var nrm=new Float32Array(pos.length);for(var t=0;t<idx.length;t+=3){var a=idx[t]*3,b=idx[t+1]*3,c=idx[t+2]*3;
 var e1=[pos[b]-pos[a],pos[b+1]-pos[a+1],pos[b+2]-pos[a+2]],e2=[pos[c]-pos[a],pos[c+1]-pos[a+1],pos[c+2]-pos[a+2]],f=cross(e1,e2);
 for(var k=0;k<3;k++){nrm[a+k]+=f[k];nrm[b+k]+=f[k];nrm[c+k]+=f[k];}}normBuf=buffer(nrm);
@@ -400,7 +400,7 @@ window.addEventListener("mousemove",function(e){if(!drag)return;var dx=e.clientX
 if(drag.pan){var a=axes(),k=cam.dist*2*Math.tan(fov/2)/canvas.clientHeight;for(var i=0;i<3;i++)cam.target[i]+=k*(-dx*a.x[i]+dy*a.y[i]);}
 else{cam.yaw-=dx*0.01;cam.pitch=Math.max(-1.55,Math.min(1.55,cam.pitch+dy*0.01));}v.dirty=true;});
 canvas.addEventListener("wheel",function(e){e.preventDefault();cam.dist*=Math.exp(e.deltaY*(e.deltaMode===1?0.05:0.0015));v.dirty=true;},{passive:false});
-v.reset();setFrame(0);}
+v.reset();setFrame(0);viewers.push(v);}
 Array.prototype.forEach.call(document.querySelectorAll(".deform-viewer"),function(root){try{new Viewer(root);}catch(e){console.error(e&&e.message?e.message:e);}});
 var animated=viewers.filter(function(v){return v.frames>1;});
 if(animated.length)setActive(animated[0]);else if(viewers.length)setActive(viewers[0]);
@@ -410,7 +410,8 @@ var v=active&&active.frames>1?active:animated[0];if(!v)return;
 if(e.key===" "){e.preventDefault();v.togglePlay();}else if(e.key==="ArrowRight"||e.key==="ArrowUp"){e.preventDefault();v.step(1);}
 else if(e.key==="ArrowLeft"||e.key==="ArrowDown"){e.preventDefault();v.step(-1);}});
 window.addEventListener("resize",function(){viewers.forEach(function(v){v.dirty=true;});});
-function tick(t){viewers.forEach(function(v){if(v.playing&&t-v.last>=1000/v.fps){v.last=t;v.step(1);}if(v.dirty){v.dirty=false;v.draw();}});requestAnimationFrame(tick);}
+// One viewer failing to draw must not stop the others.
+function tick(t){viewers.forEach(function(v){try{if(v.playing&&t-v.last>=1000/v.fps){v.last=t;v.step(1);}if(v.dirty){v.dirty=false;v.draw();}}catch(e){console.error(e&&e.message?e.message:e);}});requestAnimationFrame(tick);}
 requestAnimationFrame(tick);
 })();
 """

@@ -286,13 +286,13 @@ func skeletonEdges(_ arrays: [String: NPYArray], points: Int, file: String, note
             notes.append("\(file): entry 'edges' should be [E, 2], found \(edges.shape); no skeleton drawn.")
             return nil
         }
-        pairs = edges.doubles().map { Int($0) }
+        pairs = edges.doubles().map { $0.isFinite && abs($0) < 1e9 ? Int($0) : -1 }
     } else if let parents = arrays["parents"] {
         guard parents.shape == [points] else {
             notes.append("\(file): entry 'parents' should be [\(points)], found \(parents.shape); no skeleton drawn.")
             return nil
         }
-        for (child, parent) in parents.doubles().enumerated() where parent >= 0 { pairs += [Int(parent), child] }
+        for (child, parent) in parents.doubles().enumerated() where parent >= 0 { pairs += [parent < 1e9 ? Int(parent) : -1, child] }
     } else {
         return nil
     }

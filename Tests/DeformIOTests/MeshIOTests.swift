@@ -148,5 +148,12 @@ import DeformTensor
         #expect(message("g.ply", "ply\nformat ascii 1.0\nelement vertex 1\nproperty quad x\nend_header\n").contains("unknown type"))
         #expect(message("h.ply", "ply\nformat ascii 1.0\nelement point 1\nproperty float x\nend_header\n1\n").contains("missing entry 'vertex'"))
         #expect(message("i.stl", "solid").contains("expected .ply or .obj"))
+        // A header promising more rows than the body can hold is refused before allocating them.
+        #expect(message("j.ply", "ply\nformat ascii 1.0\nelement vertex 999999999999\nproperty float x\nend_header\n1\n")
+            .contains("declares 999999999999 vertex rows"))
+        // List items that are not integers (NaN, fractions) are not indices.
+        let faces = "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+            + "element face 1\nproperty list uchar float vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 nan\n"
+        #expect(message("k.ply", faces).contains("is not an index"))
     }
 }

@@ -151,7 +151,9 @@ struct ScreenshotStats {
     }
 }
 
-@Suite("Reports in headless Chromium", .serialized)
+// Like the video tests without ffmpeg, these skip (visibly) where no Chromium is installed; `make
+// test`, which CI runs, installs it first, so there they always run.
+@Suite("Reports in headless Chromium", .serialized, .enabled(if: Browser.executable != nil, "no Chromium on PATH; `make test` installs it"))
 struct BrowserTests {
     /// A point sequence that turns a quarter turn about the vertical axis and drifts, with a
     /// ground truth offset in depth, so every frame draws differently.

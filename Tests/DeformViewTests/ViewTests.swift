@@ -289,7 +289,8 @@ struct ReportPanelTests {
         try writeJPEG(Tensor([Float](repeating: 0.7, count: 16 * 16 * 3), shape: [16, 16, 3]), to: dir.appendingPathComponent("renders/a.jpg"))
         // Depth: a float map in metres and a one-channel PNG; they share one colour range.
         try writeNPY(Tensor((0..<12).map { 1 + Float($0) * 0.1 }, shape: [3, 4]), to: dir.appendingPathComponent("depth.npy"))
-        try writePNG(Tensor([Float](repeating: 0.5, count: 9), shape: [3, 3, 1]), to: dir.appendingPathComponent("renders/depth_0.png"))
+        // The PNG stores 3 (its own unit; 8-bit) everywhere: deeper than every metric depth.
+        try writePNG(Tensor([Float](repeating: 3.0 / 255, count: 9), shape: [3, 3, 1]), to: dir.appendingPathComponent("renders/depth_0.png"))
         // Ignored: checkpoints, unrelated arrays.
         try writePNG(Tensor([Float](repeating: 0, count: 3), shape: [1, 1, 3]), to: dir.appendingPathComponent("checkpoints/x.png"))
         try writeNPY(Tensor([1, 2, 3]), to: dir.appendingPathComponent("codes.npy"))
@@ -303,17 +304,19 @@ struct ReportPanelTests {
         // A run of an image method need not have a point reconstruction: no note about it.
         #expect(!report.notes.contains { $0.contains("reconstruction.npz") }, "\(report.notes)")
         let range = try #require(report.commonDepthRange())
-        #expect(range.lowerBound >= 0.5 && range.lowerBound <= 1.0 && abs(range.upperBound - 2.1) < 1e-5, "\(range)")
+        #expect(abs(range.lowerBound - 1.0) < 1e-6 && range.upperBound == 3, "\(range)")
         let html = report.html()
-        #expect(html.contains("data:image/jpeg;base64,") && html.contains("near ") && html.contains("far 2.1"))
+        #expect(html.contains("data:image/jpeg;base64,") && html.contains("near 1<") && html.contains("far 3<"))
         #expect(html.contains("kind\":\"mesh"))
-        // The coloured depth uses the shared range: the nearest metric depth (1.0) is not the brightest
-        // colour because the PNG's 0.5 is nearer.
+        // The coloured depth uses the shared range: the metric map's deepest pixel (2.1) is not the
+        // darkest colour because the PNG's 3 is deeper; its nearest (1.0) is the brightest.
         let coloured = try report.colouredDepthPNGs()
-        let first = try decodeImageData(coloured[0].png)
-        let near = ColorMap.viridis.rgb8(1)
-        let px = first.pixels.scalars.prefix(3).map { UInt8(($0 * 255).rounded()) }
-        #expect(px != [near.r, near.g, near.b])
+        let first = try decodeImageData(coloured[0].png).pixels.scalars.map { UInt8(($0 * 255).rounded()) }
+        let near = ColorMap.viridis.rgb8(1), far = ColorMap.viridis.rgb8(0)
+        #expect(Array(first.prefix(3)) == [near.r, near.g, near.b])
+        #expect(Array(first.suffix(3)) != [far.r, far.g, far.b])
+        let png = try decodeImageData(coloured[1].png).pixels.scalars.map { UInt8(($0 * 255).rounded()) }
+        #expect(Array(png.prefix(3)) == [far.r, far.g, far.b])
     }
 
     @Test func damagedAndSurplusFilesBecomeNotes() throws {
@@ -339,6 +342,23 @@ struct ReportPanelTests {
         defer { try? FileManager.default.removeItem(at: empty) }
         let message = "\(#expect(throws: ViewError.self) { try RunReport.load(empty) }!)"
         #expect(message.contains("*.ply, *.obj") && message.contains("*.png"))
+    }
+
+    @Test func depthPNGKeepsItsStoredUnitAndNaNGaussiansAreLeftOut() throws {
+        let dir = try makeFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A 16-bit depth PNG in millimetres: 1000 and 3000 mm.
+        try writePNG(Tensor([1000, 3000, 1000, 3000].map { Float($0) / 65535 }, shape: [2, 2, 1]), to: dir.appendingPathComponent("depth_mm.png"), bitDepth: 16)
+        let depth = try RunReport.load(dir.appendingPathComponent("depth_mm.png"))
+        #expect(depth.depthMaps.first?.values == [1000, 3000, 1000, 3000])
+        // One Gaussian with a NaN opacity logit: shown without it, with a note.
+        let ply = dir.appendingPathComponent("g.ply")
+        try writeGaussianPLY(to: ply, means: Tensor([0, 0, 0, 1, 1, 1], shape: [2, 3]), scales: Tensor([0.1, 0.2], shape: [2, 1]),
+                             opacities: Tensor([0.5, .nan]), colors: Tensor([1, 0, 0, 0, 1, 0], shape: [2, 3]))
+        let report = try RunReport.load(ply)
+        guard case let .gaussians(cloud)? = report.scenes.first?.content else { Issue.record("not read as Gaussians"); return }
+        #expect(cloud.count == 1 && report.notes.contains { $0.contains("1 Gaussians with non-finite values") })
+        _ = report.html()
     }
 
     @Test func singleFilesOpenAsPanels() throws {
