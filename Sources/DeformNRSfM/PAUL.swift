@@ -62,13 +62,23 @@ public struct PAULConfig: Codable, Sendable {
     /// it gave the same errors as full batches (drink 0.54 vs 0.52%, pickup 2.02 vs 2.09%, yoga
     /// 1.84 vs 1.89%) at a quarter of the cost on drink (55 s instead of 197 s per run).
     public var batchSize: Int? = 128
+    /// Polyak averaging: the returned model's parameters (decoder, encoder, codes or h) are the
+    /// mean of their values over the last `averageLastFraction` of the iterations, instead of the
+    /// last iterate; 0 disables it. Not in the source: a remedy for the parameter noise that
+    /// mini-batches (``batchSize``) leave at the end of training. Costs one running sum per step.
+    public var averageLastFraction: Float = 0
+    /// Full-batch Adam steps (a fresh optimizer at ``minLearningRate``, every frame in every step)
+    /// after the schedule and after any averaging; 0 disables it. Not in the source: removes the
+    /// mini-batch noise from the final model. Each step costs about `frames / batchSize` mini-batch steps.
+    public var polishIterations = 0
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case bottleneck, hiddenWidths, leakySlope, codeWeight, decoderWeightDecay, codeInitStd, iterations,
              learningRate, minLearningRate, useAutoencoderTerm, rigidWarmupIterations, codeSearchIterations,
-             warmStart, warmStartIterations, warmStartCompareRandom, seed, lifting, lifterWidth, lifterBlocks, batchSize
+             warmStart, warmStartIterations, warmStartCompareRandom, seed, lifting, lifterWidth, lifterBlocks, batchSize,
+             averageLastFraction, polishIterations
     }
 
     /// Decodes with defaults for absent keys, so configs written before a field existed still load.
@@ -95,6 +105,8 @@ public struct PAULConfig: Codable, Sendable {
         lifterWidth = try c.decodeIfPresent(Int.self, forKey: .lifterWidth) ?? d.lifterWidth
         lifterBlocks = try c.decodeIfPresent(Int.self, forKey: .lifterBlocks) ?? d.lifterBlocks
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        averageLastFraction = try c.decodeIfPresent(Float.self, forKey: .averageLastFraction) ?? d.averageLastFraction
+        polishIterations = try c.decodeIfPresent(Int.self, forKey: .polishIterations) ?? d.polishIterations
     }
 }
 
