@@ -43,6 +43,10 @@ public struct PAULConfig: Codable, Sendable {
     public var warmStart: PAULWarmStart = .bmm
     /// Adam steps of the supervised pre-fit to the warm start's canonical shapes.
     public var warmStartIterations = 1000
+    /// Frames per Adam step of the warm start's pre-fit; `nil` uses every frame each step (the
+    /// pre-fit's cost then grows with the number of frames: on drink, 1102 frames, the 1000
+    /// full-batch pre-fit steps take about as long as the 8000 mini-batch steps of training).
+    public var warmStartBatchSize: Int? = nil
     /// Also train from the random start and keep whichever run ends at the lower training loss
     /// (twice the cost; `progress` then reports both runs).
     public var warmStartCompareRandom = false
@@ -78,7 +82,7 @@ public struct PAULConfig: Codable, Sendable {
         case bottleneck, hiddenWidths, leakySlope, codeWeight, decoderWeightDecay, codeInitStd, iterations,
              learningRate, minLearningRate, useAutoencoderTerm, rigidWarmupIterations, codeSearchIterations,
              warmStart, warmStartIterations, warmStartCompareRandom, seed, lifting, lifterWidth, lifterBlocks, batchSize,
-             averageLastFraction, polishIterations
+             averageLastFraction, polishIterations, warmStartBatchSize
     }
 
     /// Decodes with defaults for absent keys, so configs written before a field existed still load.
@@ -107,6 +111,7 @@ public struct PAULConfig: Codable, Sendable {
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
         averageLastFraction = try c.decodeIfPresent(Float.self, forKey: .averageLastFraction) ?? d.averageLastFraction
         polishIterations = try c.decodeIfPresent(Int.self, forKey: .polishIterations) ?? d.polishIterations
+        warmStartBatchSize = try c.decodeIfPresent(Int.self, forKey: .warmStartBatchSize) ?? d.warmStartBatchSize
     }
 }
 

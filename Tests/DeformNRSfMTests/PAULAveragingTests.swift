@@ -83,4 +83,26 @@ import DeformTensor
         let back = try JSONDecoder().decode(PAULConfig.self, from: JSONEncoder().encode(d))
         #expect(back.averageLastFraction == 0.25 && back.polishIterations == 7)
     }
+    /// The pre-fit with mini-batches (``PAULConfig/warmStartBatchSize``): a batch of every frame is
+    /// the full-batch pre-fit exactly; small batches still fit the teacher's shapes.
+    @Test func miniBatchPrefitFitsTheTeacher() throws {
+        let data = SyntheticNRSfM(frames: 48, points: 10, modes: 1, seed: 8)
+        let norm = NormalizedTracks(points2D: data.points2D)
+        let teacher = try #require(try PAULInit.teacherCanonical(points2D: data.points2D, warmStart: .bmm, seed: 0)) / norm.scale
+        func prefit(_ batch: Int?, iterations: Int) -> (loss: Float, error: Float, codes: Tensor) {
+            var config = PAULConfig()
+            config.learningRate = 3e-3
+            config.warmStartBatchSize = batch
+            var rng = RandomGenerator(seed: 0)
+            let model = PAULModel(frames: 48, points: 10, config: config, rng: &rng)
+            let loss = PAULInit.prefit(model: model, targets: teacher, config: config, iterations: iterations)
+            let decoded = GradMode.withoutGrad { model.decode(model.codes) }
+            return (loss, ((decoded - teacher).norm() / teacher.norm()).item, model.codes)
+        }
+        let full = prefit(nil, iterations: 60), all = prefit(48, iterations: 60)
+        #expect(full.loss == all.loss)
+        #expect((full.codes - all.codes).abs().max().item == 0)
+        let start = prefit(8, iterations: 0), small = prefit(8, iterations: 600)
+        #expect(small.error < 0.1 && small.error < 0.5 * start.error, "relative error \(start.error) -> \(small.error)")
+    }
 }
