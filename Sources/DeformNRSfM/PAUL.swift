@@ -86,10 +86,14 @@ public struct PAULConfig: Codable, Sendable {
     /// mean of their values over the last `averageLastFraction` of the iterations, instead of the
     /// last iterate; 0 disables it. Not in the source: a remedy for the parameter noise that
     /// mini-batches (``batchSize``) leave at the end of training. Costs one running sum per step.
+    /// Not measured on the benchmark sequences: the runs there showed a different cause for the
+    /// spread between seeds (training losses that differ 2x at the end, i.e. under-training, which
+    /// the higher ``learningRate`` addressed), not end-of-training noise, so it stays off.
     public var averageLastFraction: Float = 0
     /// Full-batch Adam steps (a fresh optimizer at ``minLearningRate``, every frame in every step)
     /// after the schedule and after any averaging; 0 disables it. Not in the source: removes the
-    /// mini-batch noise from the final model. Each step costs about `frames / batchSize` mini-batch steps.
+    /// mini-batch noise from the final model. Each step costs about `frames / batchSize` mini-batch
+    /// steps. Not measured on the benchmark sequences (see ``averageLastFraction``); off.
     public var polishIterations = 0
 
     public init() {}
