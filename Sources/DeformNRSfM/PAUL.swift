@@ -21,8 +21,17 @@ public struct PAULConfig: Codable, Sendable {
     public var codeInitStd: Float = 0.01
     /// Full-batch Adam iterations (not stated in the source; "tuned to guarantee convergence").
     public var iterations = 8000
-    /// Adam learning rate with cosine decay to `minLearningRate` (not stated in the source).
-    public var learningRate: Float = 1e-3
+    /// Adam learning rate with cosine decay to `minLearningRate` (not stated in the source); also
+    /// the rate of the warm start's pre-fit. 2e-3: at 1e-3 the mini-batch loss stalled near its
+    /// starting value for the first half of the schedule and runs ended at training losses that
+    /// varied 2x between seeds (drink 0.031-0.057), the higher ones with the larger errors. Measured
+    /// with 5 seeds (single-threaded runs, `deform nrsfm table --methods paul --seeds 5
+    /// --set learningRate=...`), normalized error %, 1e-3 -> 2e-3: drink 0.51 ± 0.13 -> 0.30 ± 0.02,
+    /// pickup 2.09 ± 0.14 -> 1.87 ± 0.18, yoga 1.78 ± 0.41 -> 1.45 ± 0.10 (final training losses
+    /// about halved on every run); 3e-4 was much worse (drink 1.45, pickup 2.88). Same cost per run.
+    /// On the other two sequences: walking 8.97 ± 0.83 -> 8.06 ± 0.49, face 1.96 ± 0.08 -> 2.09 ± 0.07
+    /// (worse). The lifting and missing-data protocols were not re-measured at this rate.
+    public var learningRate: Float = 2e-3
     public var minLearningRate: Float = 1e-5
     /// Use the auto-encoder term L_recon.AE (false gives the ADL ablation: L_recon.AD + L_reg only).
     public var useAutoencoderTerm = true
@@ -34,6 +43,9 @@ public struct PAULConfig: Codable, Sendable {
     /// the lowest loss, if that is lower than its own (see ``PAUL/searchCodes(model:w:config:)``).
     /// Not in the source: frames stuck in a wrong (mirror-like) basin take a code from the right
     /// one. Decided by the training loss only, never by ground truth. Empty disables it.
+    /// Measured with the BMM warm start at learning rate 1e-3 (5 seeds, `--set
+    /// codeSearchIterations=4000,6000`): drink 0.51 -> 0.50, pickup 2.09 -> 2.07, yoga 1.78 -> 1.65%
+    /// (yoga seed 2: 2.28 -> 1.67%, its loss 0.028 -> 0.022); about 0.35 s per search on drink.
     public var codeSearchIterations: [Int] = []
     /// Start from another method's solution (``PAULWarmStart``, ``PAULInit``); not in the source.
     /// Default BMM: from a random start, blocks of pickup frames settle in a mirror-like basin
@@ -43,6 +55,14 @@ public struct PAULConfig: Codable, Sendable {
     public var warmStart: PAULWarmStart = .bmm
     /// Adam steps of the supervised pre-fit to the warm start's canonical shapes.
     public var warmStartIterations = 1000
+    /// Frames per Adam step of the warm start's pre-fit; `nil` (default) uses every frame each
+    /// step. Meant as a saving: the full-batch pre-fit's cost grows with the number of frames (on
+    /// drink, 1102 frames, it is about 40% of a run). Measured, 5 seeds, single-threaded runs:
+    /// with 128 frames per step the pre-fit under-fits the teacher and the errors grow (drink
+    /// 0.77 ± 0.26 vs 0.51 ± 0.13%, pickup 2.12 ± 0.30 vs 2.09 ± 0.14%, yoga 2.02 ± 0.56 vs
+    /// 1.78 ± 0.41%, 28-36 s per run vs 33-50 s); spending the saving on 10000 training steps
+    /// (`iterations=10000`) gave drink 0.58, pickup 1.96, yoga 1.96%. So it stays off.
+    public var warmStartBatchSize: Int? = nil
     /// Also train from the random start and keep whichever run ends at the lower training loss
     /// (twice the cost; `progress` then reports both runs).
     public var warmStartCompareRandom = false
@@ -62,13 +82,27 @@ public struct PAULConfig: Codable, Sendable {
     /// it gave the same errors as full batches (drink 0.54 vs 0.52%, pickup 2.02 vs 2.09%, yoga
     /// 1.84 vs 1.89%) at a quarter of the cost on drink (55 s instead of 197 s per run).
     public var batchSize: Int? = 128
+    /// Polyak averaging: the returned model's parameters (decoder, encoder, codes or h) are the
+    /// mean of their values over the last `averageLastFraction` of the iterations, instead of the
+    /// last iterate; 0 disables it. Not in the source: a remedy for the parameter noise that
+    /// mini-batches (``batchSize``) leave at the end of training. Costs one running sum per step.
+    /// Not measured on the benchmark sequences: the runs there showed a different cause for the
+    /// spread between seeds (training losses that differ 2x at the end, i.e. under-training, which
+    /// the higher ``learningRate`` addressed), not end-of-training noise, so it stays off.
+    public var averageLastFraction: Float = 0
+    /// Full-batch Adam steps (a fresh optimizer at ``minLearningRate``, every frame in every step)
+    /// after the schedule and after any averaging; 0 disables it. Not in the source: removes the
+    /// mini-batch noise from the final model. Each step costs about `frames / batchSize` mini-batch
+    /// steps. Not measured on the benchmark sequences (see ``averageLastFraction``); off.
+    public var polishIterations = 0
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case bottleneck, hiddenWidths, leakySlope, codeWeight, decoderWeightDecay, codeInitStd, iterations,
              learningRate, minLearningRate, useAutoencoderTerm, rigidWarmupIterations, codeSearchIterations,
-             warmStart, warmStartIterations, warmStartCompareRandom, seed, lifting, lifterWidth, lifterBlocks, batchSize
+             warmStart, warmStartIterations, warmStartCompareRandom, seed, lifting, lifterWidth, lifterBlocks, batchSize,
+             averageLastFraction, polishIterations, warmStartBatchSize
     }
 
     /// Decodes with defaults for absent keys, so configs written before a field existed still load.
@@ -95,6 +129,9 @@ public struct PAULConfig: Codable, Sendable {
         lifterWidth = try c.decodeIfPresent(Int.self, forKey: .lifterWidth) ?? d.lifterWidth
         lifterBlocks = try c.decodeIfPresent(Int.self, forKey: .lifterBlocks) ?? d.lifterBlocks
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        averageLastFraction = try c.decodeIfPresent(Float.self, forKey: .averageLastFraction) ?? d.averageLastFraction
+        polishIterations = try c.decodeIfPresent(Int.self, forKey: .polishIterations) ?? d.polishIterations
+        warmStartBatchSize = try c.decodeIfPresent(Int.self, forKey: .warmStartBatchSize) ?? d.warmStartBatchSize
     }
 }
 

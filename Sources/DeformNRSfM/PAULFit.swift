@@ -113,6 +113,35 @@ extension PAUL {
         var order: [Int] = []
         var history: [(Int, Float)] = []
         var last: Float = .nan
+        /// One Adam step on the frames `indices` (`nil`: every frame); returns the loss before it.
+        func trainStep(_ optimizer: Optimizer, indices: [Int]?, rigid: Bool, at step: Int) throws -> Float {
+            let w = indices.map { norm.w.indexSelect(axis: 0, indices: $0) } ?? norm.w
+            let m = indices.flatMap { i in mask.map { $0.indexSelect(axis: 0, indices: i) } } ?? mask
+            let x = indices.flatMap { i in features.map { $0.indexSelect(axis: 0, indices: i) } } ?? features
+            var thrown: Error?
+            let (loss, grads) = valueAndGrad(model) { model -> Tensor in
+                var codes: Tensor
+                if let lifter = model.lifter, let x { codes = lifter(x) }
+                else { codes = indices.map { model.codes.indexSelect(axis: 0, indices: $0) } ?? model.codes }
+                if rigid { codes = codes * 0 }
+                do { return try PAUL.loss(model: model, w: w, codes: codes, config: config, mask: m).total }
+                catch { thrown = error; return Tensor(0) }
+            }
+            if let thrown { throw thrown }
+            let value = loss.item
+            if !value.isFinite {
+                throw TensorError.nonFinite(op: op, message: "the training loss became \(value) at step \(step)")
+            }
+            optimizer.update(model: model, gradients: grads)
+            return value
+        }
+        // Polyak averaging (``PAULConfig/averageLastFraction``): running means of every trainable
+        // parameter over the last steps of the schedule.
+        let averageStart = config.averageLastFraction > 0
+            ? config.iterations - Swift.max(1, Int((Double(config.averageLastFraction) * Double(config.iterations)).rounded()))
+            : Int.max
+        var averages: [String: Tensor] = [:]
+        var averaged = 0
         for step in 0..<config.iterations {
             if !config.lifting && config.codeSearchIterations.contains(step) {
                 let (codes, _) = try PAUL.searchCodes(model: model, w: norm.w, config: config, mask: mask)
@@ -125,28 +154,33 @@ extension PAUL {
                 indices = Array(order.suffix(batch))
                 order.removeLast(batch)
             }
-            let w = indices.map { norm.w.indexSelect(axis: 0, indices: $0) } ?? norm.w
-            let m = indices.flatMap { i in mask.map { $0.indexSelect(axis: 0, indices: i) } } ?? mask
-            let x = indices.flatMap { i in features.map { $0.indexSelect(axis: 0, indices: i) } } ?? features
-            var thrown: Error?
-            let (loss, grads) = valueAndGrad(model) { model -> Tensor in
-                var codes: Tensor
-                if let lifter = model.lifter, let x { codes = lifter(x) }
-                else { codes = indices.map { model.codes.indexSelect(axis: 0, indices: $0) } ?? model.codes }
-                if step < config.rigidWarmupIterations { codes = codes * 0 }
-                do { return try PAUL.loss(model: model, w: w, codes: codes, config: config, mask: m).total }
-                catch { thrown = error; return Tensor(0) }
+            last = try trainStep(optimizer, indices: indices, rigid: step < config.rigidWarmupIterations, at: step)
+            if step >= averageStart {
+                averaged += 1
+                GradMode.withoutGrad {
+                    for (name, value) in model.trainableParameters() {
+                        // Incremental mean a ← a + (θ − a)/n; `θ * 1` is a copy, never the parameter's storage.
+                        averages[name] = averages[name].map { $0 + (value - $0) / Float(averaged) } ?? value * 1
+                    }
+                }
             }
-            if let thrown { throw thrown }
-            last = loss.item
-            if !last.isFinite {
-                throw TensorError.nonFinite(op: op, message: "the training loss became \(last) at step \(step)")
-            }
-            optimizer.update(model: model, gradients: grads)
             if step % Swift.max(logEvery, 1) == 0 || step == config.iterations - 1 {
                 history.append((step, last))
                 progress?(step, last)
             }
+        }
+        if !averages.isEmpty { model.update(parameters: averages) }
+        // Full-batch polish (``PAULConfig/polishIterations``): a fresh Adam at the schedule's final
+        // rate, every frame in every step, so no mini-batch noise is left in the returned model.
+        if config.polishIterations > 0 {
+            let polish = Adam(learningRate: config.minLearningRate)
+            polish.groups = [ParameterGroup(prefixes: ["decoder"], learningRate: config.minLearningRate,
+                                            weightDecay: 2 * config.decoderWeightDecay)]
+            for i in 0..<config.polishIterations {
+                last = try trainStep(polish, indices: nil, rigid: false, at: config.iterations + i)
+            }
+            history.append((config.iterations + config.polishIterations - 1, last))
+            progress?(config.iterations + config.polishIterations - 1, last)
         }
         let codes = GradMode.withoutGrad { features.map { model.lifter!($0) } ?? model.codes.detached() }
         let (finalLoss, cam) = try GradMode.withoutGrad { () throws -> (Tensor, PAULSolver.Solution) in

@@ -73,14 +73,30 @@ public enum PAULInit {
     @discardableResult
     /// In lifting mode pass h's input `features` (``PAULLifter/features(points:mask:)``): the codes
     /// are then h's output instead of the free per-frame codes.
+    /// With ``PAULConfig/warmStartBatchSize`` each step uses that many frames of a seeded shuffle
+    /// (an epoch without replacement) instead of every frame.
     public static func prefit(model: PAULModel, targets: Tensor, features: Tensor? = nil, config: PAULConfig, iterations: Int) -> Float {
         let optimizer = Adam(learningRate: config.learningRate)
         optimizer.groups = [ParameterGroup(prefixes: ["decoder"], learningRate: config.learningRate,
                                            weightDecay: 2 * config.decoderWeightDecay)]
+        let frames = targets.shape[0]
+        let batch = Swift.min(Swift.max(config.warmStartBatchSize ?? frames, 1), frames)
+        var batchRNG = RandomGenerator(seed: config.seed &+ 0x9e3779b9)
+        var order: [Int] = []
         var last: Float = .nan
         for _ in 0..<iterations {
+            var indices: [Int]? = nil
+            if batch < frames {
+                if order.count < batch { order = DeepNRSfM.shuffled(frames, rng: &batchRNG) }
+                indices = Array(order.suffix(batch))
+                order.removeLast(batch)
+            }
+            let t = indices.map { targets.indexSelect(axis: 0, indices: $0) } ?? targets
+            let x = indices.flatMap { i in features.map { $0.indexSelect(axis: 0, indices: i) } } ?? features
             let (loss, grads) = valueAndGrad(model) { m -> Tensor in
-                let codes = features.flatMap { x in m.lifter.map { $0(x) } } ?? m.codes
+                let codes = x.flatMap { x in m.lifter.map { $0(x) } }
+                    ?? indices.map { m.codes.indexSelect(axis: 0, indices: $0) } ?? m.codes
+                let targets = t
                 let b = m.decode(codes)
                 var perFrame = (b - targets).norm(axes: [1, 2])
                 if config.useAutoencoderTerm { perFrame = perFrame + (m.autoencode(b) - targets).norm(axes: [1, 2]) }
