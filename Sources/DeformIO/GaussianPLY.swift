@@ -55,7 +55,7 @@ public func writeGaussianPLY(to url: URL, means: Tensor, scales: Tensor, quatern
         for a in 0..<3 { values[row + a] = m[3 * i + a] }
         row += 6                                                    // normals stay 0
         if colors.rank == 2 {
-            for ch in 0..<3 { values[row + ch] = (c[3 * i + ch] - 0.5) / 0.28209479177387814 }
+            for ch in 0..<3 { values[row + ch] = (c[3 * i + ch] - 0.5) / Float(shC0) }
         } else {
             for ch in 0..<3 { values[row + ch] = c[(i * k) * 3 + ch] }
             for ch in 0..<3 {
@@ -74,3 +74,7 @@ public func writeGaussianPLY(to url: URL, means: Tensor, scales: Tensor, quatern
     }
     try writeAtomically(data, to: url)
 }
+
+/// The constant spherical-harmonic basis value, 1 / (2 sqrt(pi)): colour = 0.5 + C0 * f_dc in the
+/// 3DGS file layout, used by the writer here and the reader in MeshIO.
+let shC0 = 0.28209479177387814

@@ -390,7 +390,7 @@ public func gaussiansFromPLY(_ ply: PLYFile, file: String) throws -> GaussianClo
     }
     let c = columns.map { $0! }
     let n = v.count
-    let c0 = 0.28209479177387814
+    let c0 = shC0
     var means = [Float](repeating: 0, count: 3 * n), scales = means, colors = means
     var opacities = [Float](repeating: 0, count: n)
     for i in 0..<n {
