@@ -132,6 +132,59 @@ public enum Metrics3D {
         }
     }
 
+    /// Akhter et al.'s 3D error `e_3D` in percent ("Nonrigid Structure from Motion in Trajectory
+    /// Space", NIPS 2008), the measure of their evaluation code that Dai et al. used for the "BMM"
+    /// row of PAUL's Table 2.1 (published as 0.0266 and listed there as 2.66). Unlike the
+    /// per-frame metrics above, one alignment serves the whole sequence:
+    /// 1. both sequences are divided by `σ`, the ground truth's standard deviation over points
+    ///    (population) of every coordinate of every frame, averaged over the 3F coordinates;
+    /// 2. every frame of both is centred at its mean (the reference centres the ground truth and
+    ///    receives predictions already centred);
+    /// 3. one orthogonal matrix, a rotation or a rotation with the depth reflected (the
+    ///    orthographic sign ambiguity, one sign for the sequence), aligns all predicted frames
+    ///    to the ground truth in the least-squares sense;
+    /// 4. per frame, the mean over points of the Euclidean distance; the mean over frames, times 100.
+    ///
+    /// On the same reconstruction it is larger than ``normalizedError(prediction:groundTruth:mask:flip:alignScale:)``
+    /// (distances are averaged instead of root-mean-squared, and `σ` is a per-coordinate spread,
+    /// about `‖S‖_F / √(3P)`), and per-frame depth flips are not forgiven.
+    /// - Parameters: prediction, groundTruth: `[F, P, 3]` (or `[P, 3]`), complete (no mask).
+    /// - Throws: ``TensorError`` for mismatched shapes, non-finite values or a ground truth without spread.
+    public static func akhterError(prediction: Tensor, groundTruth: Tensor) throws -> FrameErrors {
+        let op = "Metrics3D.akhterError"
+        var pred: [[V3]] = [], gt: [[V3]] = []
+        _ = try perFrame(op, prediction, groundTruth, nil, minimumPoints: 1) { p, g, _ in
+            pred.append(centered(p, .mean)); gt.append(centered(g, .mean))
+            return (0, false)
+        }
+        // σ: the mean over frames and coordinates of the ground truth's (population) spread.
+        var sigma = 0.0
+        for g in gt {
+            for c in 0..<3 { sigma += (g.reduce(0) { $0 + $1[c] * $1[c] } / Double(g.count)).squareRoot() }
+        }
+        sigma /= Double(3 * gt.count)
+        guard sigma > 0 else {
+            throw TensorError.invalidArgument(op: op, message: "the ground truth has no spread (every frame's points coincide)")
+        }
+        gt = gt.map { $0.map { $0 / sigma } }
+        let allGT = gt.flatMap { $0 }
+        // The least-squares orthogonal alignment: the better (in squared error) of the best
+        // rotation of the prediction and of its depth reflection.
+        func aligned(_ x: [[V3]]) -> (squared: Double, frames: [[V3]]) {
+            let r = hornRotation(x.flatMap { $0 }, allGT)
+            let frames = x.map { $0.map { r * $0 } }
+            let squared = zip(frames.flatMap { $0 }, allGT).reduce(0) { acc, pq in let d = pq.0 - pq.1; return acc + dot(d, d) }
+            return (squared, frames)
+        }
+        let scaled = pred.map { $0.map { $0 / sigma } }
+        let direct = aligned(scaled)
+        let reflected = aligned(scaled.map { $0.map { V3($0.x, $0.y, -$0.z) } })
+        let useReflection = reflected.squared < direct.squared
+        let best = useReflection ? reflected.frames : direct.frames
+        let perFrame = zip(best, gt).map { 100 * meanDistance($0.0, $0.1) }
+        return FrameErrors(perFrame: perFrame, flipped: Array(repeating: useReflection, count: perFrame.count))
+    }
+
     // MARK: - Frame plumbing
 
     /// Runs `body` on the evaluated points of every frame (prediction, ground truth, frame index)
@@ -209,16 +262,25 @@ public enum Metrics3D {
         return den > 0 ? Swift.max(num / den, 0) : 0
     }
 
-    /// `s R x_i + t` for the similarity minimising `Σ |s R x_i + t - y_i|²`. The rotation is the
-    /// unit quaternion maximising `Σ ŷ_iᵀ R x̂_i`: the top eigenvector of Horn's symmetric 4x4
-    /// matrix (Horn 1987, "Closed-form solution of absolute orientation using unit quaternions"),
-    /// always a proper rotation.
+    /// `s R x_i + t` for the similarity minimising `Σ |s R x_i + t - y_i|²` (rotation from
+    /// ``hornRotation(_:_:)`` of the centred points).
     static func similarityAligned(_ x: [V3], to y: [V3]) -> [V3] {
         let n = Double(x.count)
         let mx = x.reduce(.zero, +) / n, my = y.reduce(.zero, +) / n
         let xc = x.map { $0 - mx }, yc = y.map { $0 - my }
+        let r = hornRotation(xc, yc)
+        let rx = xc.map { r * $0 }
+        let den = xc.reduce(0) { $0 + dot($1, $1) }
+        let scale = den > 0 ? zip(rx, yc).reduce(0) { $0 + dot($1.0, $1.1) } / den : 0
+        return rx.map { scale * $0 + my }
+    }
+
+    /// The proper rotation R maximising `Σ y_iᵀ R x_i` (points taken as given, no centring): the
+    /// unit quaternion that is the top eigenvector of Horn's symmetric 4x4 matrix (Horn 1987,
+    /// "Closed-form solution of absolute orientation using unit quaternions").
+    static func hornRotation(_ x: [V3], _ y: [V3]) -> M3 {
         var s = M3(r0: .zero, r1: .zero, r2: .zero)                 // S_ab = Σ x_a y_b
-        for (a, b) in zip(xc, yc) { s = s + M3.outer(a, b) }
+        for (a, b) in zip(x, y) { s = s + M3.outer(a, b) }
         let (sxx, sxy, sxz) = (s[0, 0], s[0, 1], s[0, 2])
         let (syx, syy, syz) = (s[1, 0], s[1, 1], s[1, 2])
         let (szx, szy, szz) = (s[2, 0], s[2, 1], s[2, 2])
@@ -229,11 +291,7 @@ public enum Metrics3D {
             sxy - syx, szx + sxz, syz + szy, -sxx - syy + szz,
         ]
         let q = topEigenvector4(horn)
-        let r = SO3.quaternionMatrix(q[0], q[1], q[2], q[3])
-        let rx = xc.map { r * $0 }
-        let den = xc.reduce(0) { $0 + dot($1, $1) }
-        let scale = den > 0 ? zip(rx, yc).reduce(0) { $0 + dot($1.0, $1.1) } / den : 0
-        return rx.map { scale * $0 + my }
+        return SO3.quaternionMatrix(q[0], q[1], q[2], q[3])
     }
 
     /// Eigenvector of the largest eigenvalue of a symmetric 4x4 matrix (cyclic Jacobi).

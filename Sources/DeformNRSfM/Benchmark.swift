@@ -159,6 +159,9 @@ public struct NRSfMBenchmarkScore: Codable, Sendable {
     public var normalizedError: Double
     /// Lifting only: the normalized error on the training frames.
     public var trainNormalizedError: Double?
+    /// Akhter et al.'s e_3D (%) on the same frames (``Metrics3D/akhterError(prediction:groundTruth:)``,
+    /// the measure of the published BMM row); `nil` where errors are scale-aligned (perspective data).
+    public var akhterError: Double?
     public var finalLoss: Float
     public var seconds: Double
 }
@@ -175,8 +178,12 @@ extension NRSfMRunner {
         }
         let r = try fit(method, tracks: c.train, options: options)
         let trainError = try Metrics3D.normalizedError(prediction: r.points3D, groundTruth: c.trainTruth, alignScale: c.alignScale).mean
+        func akhter(_ prediction: Tensor, _ truth: Tensor) throws -> Double? {
+            c.alignScale ? nil : try Metrics3D.akhterError(prediction: prediction, groundTruth: truth).mean
+        }
         guard let test = c.test, let truth = c.testTruth else {
-            return NRSfMBenchmarkScore(normalizedError: trainError, trainNormalizedError: nil, finalLoss: r.finalLoss,
+            return NRSfMBenchmarkScore(normalizedError: trainError, trainNormalizedError: nil,
+                                       akhterError: try akhter(r.points3D, c.trainTruth), finalLoss: r.finalLoss,
                                        seconds: Date().timeIntervalSince(t0))
         }
         guard let lifter = r.lifter else {
@@ -184,7 +191,8 @@ extension NRSfMRunner {
         }
         let lifted = try lifter.lift(points2D: test.points2D, visibility: nil)
         let testError = try Metrics3D.normalizedError(prediction: lifted.points3D, groundTruth: truth, alignScale: c.alignScale).mean
-        return NRSfMBenchmarkScore(normalizedError: testError, trainNormalizedError: trainError, finalLoss: r.finalLoss,
+        return NRSfMBenchmarkScore(normalizedError: testError, trainNormalizedError: trainError,
+                                   akhterError: try akhter(lifted.points3D, truth), finalLoss: r.finalLoss,
                                    seconds: Date().timeIntervalSince(t0))
     }
 }

@@ -76,6 +76,13 @@ private final class BLASGate: @unchecked Sendable {
     private var saved = 1
     private var concurrentCalls = 0
 
+    init() {
+        // OpenBLAS starts one thread per core whatever DEFORM_THREADS says. On a machine shared with
+        // other processes its threads then wait for each other: a BMM fit on drink took 81 s of
+        // wall time for 2.5 s of CPU with the cores busy, 2 s with OpenBLAS limited to one thread.
+        if Threads.blasThreads > Threads.coreCount { Threads.blasThreads = Threads.coreCount }
+    }
+
     func enter() {
         condition.lock()
         defer { condition.unlock() }

@@ -218,7 +218,7 @@ struct FitMetrics: Encodable {
     var normalizedErrorPercent: Double?
     var scores: ReconstructionScores?
 
-    enum CodingKeys: String, CodingKey { case finalLoss, seconds, seed, normalizedErrorPercent, normalizedErrorPerFrame, mpjpe, paMPJPE, stress, scaleAligned }
+    enum CodingKeys: String, CodingKey { case finalLoss, seconds, seed, normalizedErrorPercent, normalizedErrorPerFrame, mpjpe, paMPJPE, stress, akhterErrorPercent, scaleAligned }
 
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -230,6 +230,7 @@ struct FitMetrics: Encodable {
         try c.encodeIfPresent(scores?.mpjpe, forKey: .mpjpe)
         try c.encodeIfPresent(scores?.paMPJPE, forKey: .paMPJPE)
         try c.encodeIfPresent(scores?.stress, forKey: .stress)
+        try c.encodeIfPresent(scores?.akhterErrorPercent, forKey: .akhterErrorPercent)
         try c.encodeIfPresent(scores?.scaleAligned, forKey: .scaleAligned)
     }
 }
@@ -246,6 +247,9 @@ struct ReconstructionScores: Encodable {
     var paMPJPE: Double
     /// STRESS (scale-aligned), in the ground truth's unit.
     var stress: Double
+    /// Akhter et al.'s e_3D (%), the measure of the published BMM numbers (one alignment for the
+    /// whole sequence); `nil` for scale-aligned (perspective) scoring, which it does not define.
+    var akhterErrorPercent: Double?
     /// Whether the normalized error was measured after a per-frame scale alignment.
     var scaleAligned: Bool
 
@@ -256,11 +260,13 @@ struct ReconstructionScores: Encodable {
         mpjpe = try Metrics3D.mpjpe(prediction: prediction, groundTruth: groundTruth, centering: .mean).mean
         paMPJPE = try Metrics3D.paMPJPE(prediction: prediction, groundTruth: groundTruth).mean
         stress = try Metrics3D.stress(prediction: prediction, groundTruth: groundTruth, alignScale: true).mean
+        akhterErrorPercent = alignScale ? nil : try Metrics3D.akhterError(prediction: prediction, groundTruth: groundTruth).mean
         scaleAligned = alignScale
     }
 
     var summary: String {
         String(format: "normalized error %.3f%%%@, MPJPE %.4g, PA-MPJPE %.4g, STRESS %.4g", normalizedErrorPercent,
                scaleAligned ? " (scale-aligned)" : "", mpjpe, paMPJPE, stress)
+            + (akhterErrorPercent.map { String(format: ", Akhter e3D %.3f%%", $0) } ?? "")
     }
 }

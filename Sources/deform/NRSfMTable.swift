@@ -9,6 +9,14 @@ extension NRSfMProtocol: ExpressibleByArgument {
     public init?(argument: String) { self.init(argument) }
 }
 
+/// The error measure the table prints (table.json always holds both).
+enum TableMetric: String, ExpressibleByArgument, CaseIterable {
+    /// The normalized error of PAUL's Table 2.1 (per frame, depth flip allowed).
+    case ne
+    /// Akhter et al.'s e_3D, the measure of the published BMM row (one alignment per sequence).
+    case akhter
+}
+
 /// `deform nrsfm table`: the benchmark protocol — methods x protocols x sequences x seeds,
 /// normalized error (mean ± std over seeds) as a Markdown table and JSON.
 struct NRSfMTable: ParsableCommand {
@@ -21,7 +29,9 @@ struct NRSfMTable: ParsableCommand {
         missing30 / missing60 (that percentage of the points hidden at random; methods without a missing-data mode \
         are skipped); noise2 (Gaussian 2D noise, sigma 2% of the RMS point radius); lift (train on a random 80% of \
         the frames, lift the other 20% with the trained network — PAUL in its lifting mode; errors on those). Each seed draws its own mask, \
-        noise and split.
+        noise and split. \
+        --set rank=paper gives BMM the rank its authors hand-picked for each sequence (BMMConfig.paperRank). \
+        --metric akhter prints Akhter et al.'s e_3D, the measure of the published BMM numbers, instead of the normalized error.
         """)
 
     @Option(help: "Folder with the sequences (<name>.npz).") var data = "../shared/data/nrsfm"
@@ -36,6 +46,8 @@ struct NRSfMTable: ParsableCommand {
     @Option(name: .shortAndLong, help: "Write table.md and table.json into this folder.") var output: String?
     @Option(help: "Runs at a time, each in its own process with one thread (1 = one run at a time using every core).")
     var jobs = 1
+    @Option(help: "Error measure of the printed table: ne (normalized error) or akhter (Akhter et al.'s e_3D; not defined for persp).")
+    var metric: TableMetric = .ne
 
     func validate() throws {
         if seeds < 1 { throw ValidationError("--seeds must be >= 1") }
@@ -51,6 +63,10 @@ struct NRSfMTable: ParsableCommand {
         var trainErrors: [Double]?
         var mean: Double
         var std: Double
+        /// Akhter et al.'s e_3D per seed, where defined.
+        var akhterErrors: [Double]?
+        var akhterMean: Double?
+        var akhterStd: Double?
         var finalLosses: [Float]
         var seconds: [Double]
         var row: String { tableRow(method: method, camera: camera, protocolName: protocolName) }
@@ -58,10 +74,29 @@ struct NRSfMTable: ParsableCommand {
         mutating func add(_ score: NRSfMBenchmarkScore) {
             errors.append(score.normalizedError)
             if let e = score.trainNormalizedError { trainErrors = (trainErrors ?? []) + [e] }
+            if let e = score.akhterError { akhterErrors = (akhterErrors ?? []) + [e] }
             finalLosses.append(score.finalLoss)
             seconds.append(score.seconds)
-            mean = errors.reduce(0, +) / Double(errors.count)
-            std = errors.count > 1 ? (errors.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(errors.count - 1)).squareRoot() : 0
+            (mean, std) = Self.meanAndStd(errors)
+            if let a = akhterErrors, a.count == errors.count { (akhterMean, akhterStd) = Self.meanAndStd(a) }
+        }
+
+        static func meanAndStd(_ x: [Double]) -> (Double, Double) {
+            let mean = x.reduce(0, +) / Double(x.count)
+            let std = x.count > 1 ? (x.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(x.count - 1)).squareRoot() : 0
+            return (mean, std)
+        }
+    }
+
+    /// The overrides of one job: `rank=paper` becomes BMM's hand-picked rank for the job's sequence.
+    func resolvedOverrides(for job: TableJob) throws -> [String] {
+        try overrides.map { o in
+            guard o.replacingOccurrences(of: " ", with: "") == "rank=paper" else { return o }
+            guard job.method == .bmm else { return o }
+            guard let k = BMMConfig.paperRank[job.sequence] else {
+                throw CLIError("rank=paper: the BMM authors list no rank for '\(job.sequence)' (they do for \(BMMConfig.paperRank.keys.sorted().joined(separator: ", ")))")
+            }
+            return "rank=\(k)"
         }
     }
 
@@ -106,9 +141,10 @@ struct NRSfMTable: ParsableCommand {
             lock.lock()
             defer { lock.unlock() }
             done += 1
-            FileHandle.standardError.write(String(format: "[%d/%d] %@ %@ seed %d: %.3f%%%@ (loss %.4g, %.1f s; %@ elapsed)\n",
+            FileHandle.standardError.write(String(format: "[%d/%d] %@ %@ seed %d: %.3f%%%@%@ (loss %.4g, %.1f s; %@ elapsed)\n",
                                                   done, total, job.row, job.sequence, job.seed, score.normalizedError,
                                                   score.trainNormalizedError.map { String(format: " held-out, %.3f%% train", $0) } ?? "",
+                                                  score.akhterError.map { String(format: ", Akhter e3D %.3f%%", $0) } ?? "",
                                                   score.finalLoss, score.seconds,
                                                   ProgressLine.clock(Date().timeIntervalSince(started))).data(using: .utf8)!)
         }
@@ -116,18 +152,19 @@ struct NRSfMTable: ParsableCommand {
         if jobs == 1 {
             for (i, job) in jobsList.enumerated() {
                 let t = tracks[sequences.firstIndex(of: job.sequence)!]
-                scores[i] = try job.run(tracks: t, overrides: overrides)
+                scores[i] = try job.run(tracks: t, overrides: try resolvedOverrides(for: job))
                 report(job, scores[i]!)
             }
         } else {
             let dataPath = data
+            let jobOverrides = try jobsList.map { try resolvedOverrides(for: $0) }
             var firstError: Error?
             let next = Counter()
             let workers = min(jobs, jobsList.count)
             DispatchQueue.concurrentPerform(iterations: workers) { _ in
                 while let i = next.take(below: jobsList.count) {
                     do {
-                        let score = try jobsList[i].runInChildProcess(dataFolder: dataPath, overrides: overrides)
+                        let score = try jobsList[i].runInChildProcess(dataFolder: dataPath, overrides: jobOverrides[i])
                         lock.lock(); scores[i] = score; lock.unlock()
                         report(jobsList[i], score)
                     } catch {
@@ -145,19 +182,26 @@ struct NRSfMTable: ParsableCommand {
                 cells[cells.count - 1].add(score)
             } else {
                 var cell = Cell(method: job.method.rawValue, camera: job.camera.rawValue, protocolName: job.protocolName, sequence: job.sequence,
-                                errors: [], trainErrors: nil, mean: 0, std: 0, finalLosses: [], seconds: [])
+                                errors: [], trainErrors: nil, mean: 0, std: 0, akhterErrors: nil, akhterMean: nil, akhterStd: nil,
+                                finalLosses: [], seconds: [])
                 cell.add(score)
                 cells.append(cell)
             }
         }
-        var md = "Normalized error (%), mean ± std over \(seeds) seed\(seeds == 1 ? "" : "s")\n\n"
+        let measure = metric == .ne ? "Normalized error" : "Akhter et al.'s e_3D"
+        var md = "\(measure) (%), mean ± std over \(seeds) seed\(seeds == 1 ? "" : "s")\n\n"
         md += "| method | " + sequences.joined(separator: " | ") + " |\n|---|" + String(repeating: "---|", count: sequences.count) + "\n"
         var rows: [String] = []
         for c in cells where !rows.contains(c.row) { rows.append(c.row) }
         for row in rows {
             let values = sequences.map { s -> String in
                 guard let c = cells.first(where: { $0.row == row && $0.sequence == s }) else { return "-" }
-                return String(format: "%.2f ± %.2f", c.mean, c.std)
+                switch metric {
+                case .ne: return String(format: "%.2f ± %.2f", c.mean, c.std)
+                case .akhter:
+                    guard let m = c.akhterMean, let sd = c.akhterStd else { return "n/a" }
+                    return String(format: "%.2f ± %.2f", m, sd)
+                }
             }
             md += "| \(row) | " + values.joined(separator: " | ") + " |\n"
         }

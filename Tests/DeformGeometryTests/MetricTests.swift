@@ -99,6 +99,54 @@ import Testing
         #expect(try Metrics3D.stress(prediction: flippedLarger, groundTruth: gt, alignScale: true).mean < 1e-5)
     }
 
+    @Test func akhterErrorMatchesItsDefinition() throws {
+        var rng = RandomGenerator(seed: 5)
+        let gt = groundTruth
+        // One rotation for the whole sequence, any translation per frame: 0.
+        let r1 = SO3.random([1], using: &rng)
+        let rotation = Tensor.concat([r1, r1], axis: 0)
+        let rigid = Camera.transform(gt, rotation: rotation, translation: Tensor([[1, 2, 3], [-4, 0, 9]]))
+        #expect(try Metrics3D.akhterError(prediction: rigid, groundTruth: gt).mean < 1e-4)
+        // The depth reflection of the whole sequence (the orthographic ambiguity): 0, reported as flipped.
+        let reflected = Camera.transform(gt * Tensor([1, 1, -1]), rotation: rotation, translation: Tensor([0, 0, 5]))
+        let e = try Metrics3D.akhterError(prediction: reflected, groundTruth: gt)
+        #expect(e.mean < 1e-4)
+        #expect(e.flipped == [true, true])
+        // A different rotation per frame is not undone (one alignment per sequence), nor is a
+        // depth flip of one frame only, which the normalized error forgives.
+        let perFrame = Camera.transform(gt, rotation: SO3.random([2], using: &rng), translation: Tensor([0, 0, 0]))
+        #expect(try Metrics3D.akhterError(prediction: perFrame, groundTruth: gt).mean > 5)
+        let oneFlipped = gt * Tensor([1, 1, 1, 1, 1, -1] as [Float], shape: [2, 1, 3])
+        #expect(try Metrics3D.normalizedError(prediction: oneFlipped, groundTruth: gt).mean < 1e-5)
+        #expect(try Metrics3D.akhterError(prediction: oneFlipped, groundTruth: gt).perFrame[1] > 5)
+        // Each frame 10% too large about its centre: the best rotation is the identity and each
+        // point is off by 0.1 |g_i - ḡ|, so the frame scores 100 · 0.1 · mean_i |g_i - ḡ| / σ, with
+        // σ the mean over the 6 coordinate rows of their spread over the points.
+        let centre = gt.mean(axes: [1], keepDims: true)
+        let big = try Metrics3D.akhterError(prediction: (gt - centre) * 1.1 + centre, groundTruth: gt)
+        let c = (gt - centre).scalars.map(Double.init)
+        var sigma = 0.0
+        for f in 0..<2 {
+            for k in 0..<3 {
+                var squared = 0.0
+                for i in 0..<5 { squared += c[(f * 5 + i) * 3 + k] * c[(f * 5 + i) * 3 + k] }
+                sigma += (squared / 5).squareRoot()
+            }
+        }
+        sigma /= 6
+        for f in 0..<2 {
+            var radius = 0.0
+            for i in 0..<5 {
+                let b = (f * 5 + i) * 3
+                let squared: Double = c[b] * c[b] + c[b + 1] * c[b + 1] + c[b + 2] * c[b + 2]
+                radius += squared.squareRoot() / 5
+            }
+            #expect(abs(big.perFrame[f] - 100 * 0.1 * radius / sigma) < 1e-3, "frame \(f): \(big.perFrame[f])")
+        }
+        #expect(throws: TensorError.self) { try Metrics3D.akhterError(prediction: gt.narrow(axis: 1, start: 0, length: 4), groundTruth: gt) }
+        #expect(throws: TensorError.self) { try Metrics3D.akhterError(prediction: gt, groundTruth: gt * 0) }
+    }
+
     @Test func metricsRejectBadInput() {
         let gt = groundTruth
         #expect(throws: TensorError.self) { try Metrics3D.normalizedError(prediction: gt.narrow(axis: 1, start: 0, length: 4), groundTruth: gt) }
