@@ -114,7 +114,8 @@ public struct BMMResult: Sendable {
 ///
 /// The published BMM numbers (drink 0.0266, pickup 0.1731, yoga 0.1150; listed as 2.66, 17.31,
 /// 11.50 in PAUL's Table 2.1) are in Akhter et al.'s error measure
-/// (``Metrics3D/akhterError(prediction:groundTruth:)``), used by the authors' evaluation code: shapes divided by the ground truth's mean per-coordinate standard deviation, one global
+/// (``Metrics3D/akhterError(prediction:groundTruth:)``), used by the authors' evaluation code:
+/// shapes divided by the ground truth's mean per-coordinate standard deviation, one global
 /// rotation, then the mean point distance per frame. On the same reconstructions that measure is
 /// 1.4-1.6 times the normalized error `‖S − S_gt‖_F/‖S_gt‖_F` of ``Metrics3D`` (it averages
 /// distances instead of their root mean square and divides by a per-coordinate spread). With the
