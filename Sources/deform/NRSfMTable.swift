@@ -40,7 +40,9 @@ struct NRSfMTable: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Methods.") var methods: [NRSfMMethod] = [.paul]
     @Option(parsing: .upToNextOption, help: "Protocols: clean, persp, missing<percent>, noise<percent>, lift (see below).")
     var protocols: [NRSfMProtocol] = [.clean]
-    @Option(help: "Seeds per method and sequence (0, 1, ...).") var seeds = 5
+    @Option(help: "Seeds per method and sequence (first-seed, first-seed + 1, ...).") var seeds = 5
+    @Option(help: "The first seed, so a table can be split over machines or extended: every seed gives the same run wherever it runs.")
+    var firstSeed = 0
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a method hyper-parameter for every run (repeatable).", valueName: "key=value"))
     var overrides: [String] = []
     @Option(name: .shortAndLong, help: "Write table.md and table.json into this folder.") var output: String?
@@ -51,6 +53,7 @@ struct NRSfMTable: ParsableCommand {
 
     func validate() throws {
         if seeds < 1 { throw ValidationError("--seeds must be >= 1") }
+        if firstSeed < 0 { throw ValidationError("--first-seed must be >= 0") }
         if jobs < 1 { throw ValidationError("--jobs must be >= 1") }
     }
 
@@ -59,6 +62,8 @@ struct NRSfMTable: ParsableCommand {
         var camera: String
         var protocolName: String
         var sequence: String
+        /// The seed of each entry of the per-seed arrays below.
+        var seeds: [Int] = []
         var errors: [Double]
         var trainErrors: [Double]?
         var mean: Double
@@ -129,7 +134,7 @@ struct NRSfMTable: ParsableCommand {
         var jobsList: [TableJob] = []
         for (p, method, camera) in plan {
             for name in sequences {
-                for seed in 0..<seeds {
+                for seed in firstSeed..<(firstSeed + seeds) {
                     jobsList.append(TableJob(method: method, camera: camera, protocolName: p.description, sequence: name, seed: seed))
                 }
             }
@@ -179,17 +184,20 @@ struct NRSfMTable: ParsableCommand {
         for (i, job) in jobsList.enumerated() {
             let score = scores[i]!
             if let last = cells.last, last.row == job.row, last.sequence == job.sequence {
+                cells[cells.count - 1].seeds.append(job.seed)
                 cells[cells.count - 1].add(score)
             } else {
                 var cell = Cell(method: job.method.rawValue, camera: job.camera.rawValue, protocolName: job.protocolName, sequence: job.sequence,
                                 errors: [], trainErrors: nil, mean: 0, std: 0, akhterErrors: nil, akhterMean: nil, akhterStd: nil,
                                 finalLosses: [], seconds: [])
+                cell.seeds = [job.seed]
                 cell.add(score)
                 cells.append(cell)
             }
         }
         let measure = metric == .ne ? "Normalized error" : "Akhter et al.'s e_3D"
-        var md = "\(measure) (%), mean ± std over \(seeds) seed\(seeds == 1 ? "" : "s")\n\n"
+        let seedNames = seeds == 1 ? "seed \(firstSeed)" : firstSeed == 0 ? "\(seeds) seeds" : "seeds \(firstSeed)-\(firstSeed + seeds - 1)"
+        var md = "\(measure) (%), mean ± std over \(seedNames)\n\n"
         md += "| method | " + sequences.joined(separator: " | ") + " |\n|---|" + String(repeating: "---|", count: sequences.count) + "\n"
         var rows: [String] = []
         for c in cells where !rows.contains(c.row) { rows.append(c.row) }
