@@ -76,7 +76,8 @@ struct NRSfMTable: ParsableCommand {
         var seconds: [Double]
         var row: String { tableRow(method: method, camera: camera, protocolName: protocolName) }
 
-        mutating func add(_ score: NRSfMBenchmarkScore) {
+        mutating func add(_ score: NRSfMBenchmarkScore, seed: Int) {
+            seeds.append(seed)
             errors.append(score.normalizedError)
             if let e = score.trainNormalizedError { trainErrors = (trainErrors ?? []) + [e] }
             if let e = score.akhterError { akhterErrors = (akhterErrors ?? []) + [e] }
@@ -184,14 +185,12 @@ struct NRSfMTable: ParsableCommand {
         for (i, job) in jobsList.enumerated() {
             let score = scores[i]!
             if let last = cells.last, last.row == job.row, last.sequence == job.sequence {
-                cells[cells.count - 1].seeds.append(job.seed)
-                cells[cells.count - 1].add(score)
+                cells[cells.count - 1].add(score, seed: job.seed)
             } else {
                 var cell = Cell(method: job.method.rawValue, camera: job.camera.rawValue, protocolName: job.protocolName, sequence: job.sequence,
                                 errors: [], trainErrors: nil, mean: 0, std: 0, akhterErrors: nil, akhterMean: nil, akhterStd: nil,
                                 finalLosses: [], seconds: [])
-                cell.seeds = [job.seed]
-                cell.add(score)
+                cell.add(score, seed: job.seed)
                 cells.append(cell)
             }
         }
